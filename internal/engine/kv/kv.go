@@ -1,0 +1,105 @@
+// Package kv defines the transactional ordered key-value interface that the
+// metadata layer is built on, and nothing else: engines (Pebble, etcd, TiKV)
+// live in sub-packages and implement it.
+//
+// The contract is deliberately the common subset of those engines:
+//
+//   - Keys and values are opaque byte strings; keys are ordered bytewise.
+//   - Update runs a function in an optimistic transaction. Reads inside it see
+//     the transaction's own writes. At commit, the engine checks that no key the
+//     function read with Get (found or not) and no key it wrote was changed by
+//     another transaction since the transaction began; if one was, the function
+//     is run again from the start (so it must have no side effects outside the
+//     transaction). Range scans are not protected against phantoms: a caller
+//     that needs that reads a guard key with Get (the metadata layer uses the
+//     directory inode for this).
+//   - A committed Update is durable when Update returns nil.
+//   - Transactions are bounded (MaxTxnOps writes, MaxValueSize bytes a value)
+//     so that engines with small request limits, like etcd, can honour them.
+//
+// Nothing above this package may depend on an engine-specific feature.
+package kv
+
+import (
+	"context"
+	"errors"
+)
+
+// Limits every engine accepts. The metadata layer keeps its transactions
+// within them.
+const (
+	// MaxTxnOps is the largest number of Put and Delete calls in one transaction.
+	MaxTxnOps = 128
+	// MaxValueSize is the largest value, in bytes.
+	MaxValueSize = 512 << 10
+)
+
+var (
+	// ErrNotFound is returned by Get for a missing key.
+	ErrNotFound = errors.New("kv: key not found")
+	// ErrConflict is returned by Update when the transaction still conflicted
+	// after the engine's retries.
+	ErrConflict = errors.New("kv: transaction conflict, retries exhausted")
+	// ErrTooLarge is returned when a transaction exceeds MaxTxnOps or a value
+	// exceeds MaxValueSize.
+	ErrTooLarge = errors.New("kv: transaction or value too large")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("kv: store closed")
+)
+
+// Unavailable wraps an engine error that is worth retrying later (lost
+// quorum, timeout, connection refused). Protocols answer it with their retry
+// status (NFS3ERR_JUKEBOX, NFS4ERR_DELAY, S3 503 SlowDown).
+type Unavailable struct{ Err error }
+
+func (e *Unavailable) Error() string { return "kv: backend unavailable: " + e.Err.Error() }
+func (e *Unavailable) Unwrap() error { return e.Err }
+
+// Pair is one key and its value.
+type Pair struct {
+	Key, Value []byte
+}
+
+// Reader reads committed state (or, inside Update, committed state plus the
+// transaction's own writes).
+type Reader interface {
+	// Get returns the value of key, or ErrNotFound. The returned slice is the
+	// caller's to keep.
+	Get(ctx context.Context, key []byte) ([]byte, error)
+	// Scan returns up to limit pairs with start <= key < end, in key order
+	// (reverse order when reverse is true). limit <= 0 means no limit, which
+	// only small ranges should use. The returned slices are the caller's.
+	Scan(ctx context.Context, start, end []byte, limit int, reverse bool) ([]Pair, error)
+}
+
+// Txn is a read-write transaction. Put and Delete are buffered until commit.
+type Txn interface {
+	Reader
+	Put(key, value []byte)
+	Delete(key []byte)
+}
+
+// Store is a transactional ordered KV engine.
+type Store interface {
+	// View runs fn with a consistent read-only view.
+	View(ctx context.Context, fn func(r Reader) error) error
+	// Update runs fn in an optimistic transaction and commits it durably,
+	// re-running fn on conflict. An error from fn aborts the transaction and
+	// is returned as is.
+	Update(ctx context.Context, fn func(tx Txn) error) error
+	// Close releases the engine.
+	Close() error
+}
+
+// PrefixEnd returns the smallest key greater than every key with the given
+// prefix, for use as a Scan end bound; nil if there is none.
+func PrefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
