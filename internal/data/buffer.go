@@ -1,0 +1,174 @@
+package data
+
+import (
+	"math"
+	"sort"
+)
+
+// Extent is a run of buffered bytes of a file at offset Off.
+type Extent struct {
+	Off  uint64
+	Data []byte
+}
+
+// End is the file offset just past the extent.
+func (e Extent) End() uint64 { return e.Off + uint64(len(e.Data)) }
+
+// FileBuffer is the write-back buffer of one file: an extent map of
+// written-but-not-flushed bytes. The zero value is empty and ready. It is
+// not safe for concurrent use.
+//
+// Invariants: extents are sorted by offset and disjoint; none crosses a
+// chunk boundary; two extents in the same chunk never touch (they are
+// merged on write). An extent's buffer may have spare capacity up to its
+// chunk's end, so that sequential writes append in place with amortised
+// growth instead of copying the extent each time.
+type FileBuffer struct {
+	exts []Extent
+	size int
+}
+
+// Write copies p into the buffer at off; later writes win over earlier
+// ones. off+len(p) must not overflow a uint64.
+func (f *FileBuffer) Write(off uint64, p []byte) {
+	for len(p) > 0 {
+		room := uint64(math.MaxUint64)
+		if ce := chunkStart(off) + ChunkSize; ce > off {
+			room = ce - off
+		}
+		n := int(min(uint64(len(p)), room))
+		f.writeInChunk(off, p[:n])
+		off += uint64(n)
+		p = p[n:]
+	}
+}
+
+func chunkStart(off uint64) uint64 { return off / ChunkSize * ChunkSize }
+
+// writeInChunk writes p, which lies within one chunk, at off.
+func (f *FileBuffer) writeInChunk(off uint64, p []byte) {
+	end := off + uint64(len(p))
+	cs := chunkStart(off)
+	ce := cs + ChunkSize
+	if ce < cs {
+		ce = math.MaxUint64
+	}
+	// Extents touching [off, end] within this chunk form the run exts[i:j].
+	i := sort.Search(len(f.exts), func(i int) bool { return f.exts[i].End() >= off })
+	if i < len(f.exts) && f.exts[i].Off < cs {
+		i++ // ends exactly at this chunk's start: another chunk, not merged
+	}
+	j := i
+	for j < len(f.exts) && f.exts[j].Off <= end && f.exts[j].Off < ce {
+		j++
+	}
+	if i == j {
+		f.exts = append(f.exts, Extent{})
+		copy(f.exts[i+1:], f.exts[i:])
+		f.exts[i] = Extent{Off: off, Data: append([]byte(nil), p...)}
+		f.size += len(p)
+		return
+	}
+	stop := max(end, f.exts[j-1].End())
+	for _, e := range f.exts[i:j] {
+		f.size -= len(e.Data)
+	}
+	var merged Extent
+	if first := f.exts[i]; first.Off <= off {
+		// Grow the first extent in place (the sequential-append case),
+		// then copy in the later extents it now reaches.
+		merged = Extent{Off: first.Off, Data: growTo(first.Data, int(stop-first.Off), int(min(ce-first.Off, ChunkSize)))}
+		for _, e := range f.exts[i+1 : j] {
+			copy(merged.Data[e.Off-merged.Off:], e.Data)
+		}
+	} else {
+		merged = Extent{Off: off, Data: make([]byte, stop-off)}
+		for _, e := range f.exts[i:j] {
+			copy(merged.Data[e.Off-off:], e.Data)
+		}
+	}
+	copy(merged.Data[off-merged.Off:], p)
+	f.exts[i] = merged
+	f.exts = append(f.exts[:i+1], f.exts[j:]...)
+	f.size += len(merged.Data)
+}
+
+// growTo returns b lengthened to n bytes, reallocating with doubling
+// capacity (at most limit) when it lacks room. Bytes past len(b) are
+// unspecified: callers overwrite them.
+func growTo(b []byte, n, limit int) []byte {
+	if n <= cap(b) {
+		return b[:n]
+	}
+	c := min(max(n, 2*cap(b)), max(limit, n))
+	nb := make([]byte, n, c)
+	copy(nb, b)
+	return nb
+}
+
+// Overlay copies buffered bytes that fall in [off, off+len(p)) over p, so
+// a read sees writes not yet flushed.
+func (f *FileBuffer) Overlay(off uint64, p []byte) {
+	end := off + uint64(len(p))
+	i := sort.Search(len(f.exts), func(i int) bool { return f.exts[i].End() > off })
+	for ; i < len(f.exts) && f.exts[i].Off < end; i++ {
+		e := f.exts[i]
+		a, z := max(e.Off, off), min(e.End(), end)
+		copy(p[a-off:z-off], e.Data[a-e.Off:z-e.Off])
+	}
+}
+
+// End is the end offset of the highest buffered byte (0 if empty).
+func (f *FileBuffer) End() uint64 {
+	if len(f.exts) == 0 {
+		return 0
+	}
+	return f.exts[len(f.exts)-1].End()
+}
+
+// Len is the number of buffered bytes. Memory held may be up to twice
+// this, from spare capacity kept for appends.
+func (f *FileBuffer) Len() int { return f.size }
+
+// Truncate drops buffered bytes at or beyond n.
+func (f *FileBuffer) Truncate(n uint64) {
+	i := sort.Search(len(f.exts), func(i int) bool { return f.exts[i].End() > n })
+	if i < len(f.exts) && f.exts[i].Off < n {
+		e := &f.exts[i]
+		keep := int(n - e.Off)
+		f.size -= len(e.Data) - keep
+		e.Data = e.Data[:keep]
+		i++
+	}
+	for _, e := range f.exts[i:] {
+		f.size -= len(e.Data)
+	}
+	clear(f.exts[i:])
+	f.exts = f.exts[:i]
+}
+
+// Take removes and returns all buffered data as non-overlapping extents
+// sorted by offset, adjacent extents merged, none crossing a chunk
+// boundary (ChunkSize) and none larger than maxExtent bytes (maxExtent <= 0
+// means ChunkSize). Extents are split at file offsets that are multiples
+// of maxExtent, so that consecutive flushes of a sequential stream produce
+// aligned slices. The returned Data is owned by the caller and not copied.
+func (f *FileBuffer) Take(maxExtent int) []Extent {
+	limit := uint64(ChunkSize)
+	if maxExtent > 0 && maxExtent < ChunkSize {
+		limit = uint64(maxExtent)
+	}
+	out := make([]Extent, 0, len(f.exts))
+	for _, e := range f.exts {
+		off, d := e.Off, e.Data
+		for len(d) > 0 {
+			n := int(min(uint64(len(d)), limit-off%limit))
+			out = append(out, Extent{Off: off, Data: d[:n:n]})
+			off += uint64(n)
+			d = d[n:]
+		}
+	}
+	f.exts = nil
+	f.size = 0
+	return out
+}

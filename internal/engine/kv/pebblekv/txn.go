@@ -1,0 +1,200 @@
+package pebblekv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/claudefs/cfs-gateway/internal/engine/kv"
+)
+
+// txn is one run of an Update function.
+type txn struct {
+	s     *Store
+	batch *pebble.Batch
+	// start is the last sequence visible when the run began.
+	start uint64
+	// reads and writes are the conflict-table slots of the keys touched.
+	reads, writes []uint64
+	ops           int
+	// err is the first limit violation; Put and Delete have no error result.
+	err error
+}
+
+var _ kv.Txn = (*txn)(nil)
+
+func newTxn(s *Store) *txn {
+	// start must be loaded before the first read: see the package comment.
+	start := s.visibleSeq.Load()
+	return &txn{
+		s:      s,
+		batch:  s.db.NewIndexedBatch(),
+		start:  start,
+		reads:  make([]uint64, 0, 8),
+		writes: make([]uint64, 0, 8),
+	}
+}
+
+func (t *txn) release() {
+	_ = t.batch.Close()
+	t.batch = nil
+}
+
+func (s *Store) slot(key []byte) uint64 {
+	return maphash.Bytes(s.seed, key) & s.slotMask
+}
+
+func (t *txn) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t.reads = append(t.reads, t.s.slot(key))
+	return get(t.batch, key)
+}
+
+// Scan reads the batch merged with the database. Keys it returns are not
+// recorded for conflicts: the kv contract leaves phantoms to guard keys.
+func (t *txn) Scan(ctx context.Context, start, end []byte, limit int, reverse bool) ([]kv.Pair, error) {
+	return scan(ctx, t.batch, start, end, limit, reverse)
+}
+
+func (t *txn) Put(key, value []byte) {
+	if !t.admit(len(value)) {
+		return
+	}
+	t.writes = append(t.writes, t.s.slot(key))
+	// Set copies key and value into the batch.
+	_ = t.batch.Set(key, value, nil)
+}
+
+func (t *txn) Delete(key []byte) {
+	if !t.admit(0) {
+		return
+	}
+	t.writes = append(t.writes, t.s.slot(key))
+	_ = t.batch.Delete(key, nil)
+}
+
+// admit counts one write against the kv limits and reports whether it is
+// within them.
+func (t *txn) admit(valueLen int) bool {
+	t.ops++
+	switch {
+	case t.err != nil:
+	case t.ops > kv.MaxTxnOps:
+		t.err = fmt.Errorf("%w: more than %d writes in one transaction; split it", kv.ErrTooLarge, kv.MaxTxnOps)
+	case valueLen > kv.MaxValueSize:
+		t.err = fmt.Errorf("%w: value of %d bytes, the limit is %d", kv.ErrTooLarge, valueLen, kv.MaxValueSize)
+	}
+	return t.err == nil
+}
+
+// viewReader serves a View from a snapshot taken at its first read, so that
+// a View that reads nothing costs nothing.
+type viewReader struct {
+	db   *pebble.DB
+	snap *pebble.Snapshot
+}
+
+var _ kv.Reader = (*viewReader)(nil)
+
+func (r *viewReader) reader() pebble.Reader {
+	if r.snap == nil {
+		r.snap = r.db.NewSnapshot()
+	}
+	return r.snap
+}
+
+func (r *viewReader) close() {
+	if r.snap != nil {
+		_ = r.snap.Close()
+	}
+}
+
+func (r *viewReader) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return get(r.reader(), key)
+}
+
+func (r *viewReader) Scan(ctx context.Context, start, end []byte, limit int, reverse bool) ([]kv.Pair, error) {
+	return scan(ctx, r.reader(), start, end, limit, reverse)
+}
+
+func get(r pebble.Reader, key []byte) ([]byte, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, kv.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pebblekv: get: %w", err)
+	}
+	out := bytes.Clone(v)
+	if out == nil {
+		out = []byte{}
+	}
+	_ = closer.Close()
+	return out, nil
+}
+
+// scanCtxEvery is how many pairs a Scan reads between context checks.
+const scanCtxEvery = 256
+
+func scan(ctx context.Context, r pebble.Reader, start, end []byte, limit int, reverse bool) ([]kv.Pair, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if start != nil && end != nil && bytes.Compare(start, end) >= 0 {
+		return nil, nil
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return nil, fmt.Errorf("pebblekv: scan: %w", err)
+	}
+	var out []kv.Pair
+	if limit > 0 {
+		out = make([]kv.Pair, 0, min(limit, 1024))
+	}
+	var ok bool
+	if reverse {
+		ok = it.Last()
+	} else {
+		ok = it.First()
+	}
+	for ; ok && (limit <= 0 || len(out) < limit); ok = step(it, reverse) {
+		if len(out)%scanCtxEvery == scanCtxEvery-1 {
+			if err := ctx.Err(); err != nil {
+				_ = it.Close()
+				return nil, err
+			}
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return nil, fmt.Errorf("pebblekv: scan: reading value of %q: %w", it.Key(), err)
+		}
+		k := it.Key()
+		// One allocation per pair; capacities are clipped so that appending
+		// to the key cannot overwrite the value.
+		buf := make([]byte, len(k)+len(v))
+		copy(buf, k)
+		copy(buf[len(k):], v)
+		out = append(out, kv.Pair{Key: buf[:len(k):len(k)], Value: buf[len(k):]})
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("pebblekv: scan: %w", err)
+	}
+	return out, nil
+}
+
+func step(it *pebble.Iterator, reverse bool) bool {
+	if reverse {
+		return it.Prev()
+	}
+	return it.Next()
+}

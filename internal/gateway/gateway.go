@@ -1,0 +1,318 @@
+// Package gateway assembles a running gateway from its configuration: it
+// opens the engines the configuration names, the filesystem core over them,
+// the metrics, the admin listener and the protocol listeners, owns their
+// lifecycle, and applies live configuration reloads. It holds no protocol,
+// filesystem or storage logic of its own: each of those lives in its layer's
+// package, and this one only wires them.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/claudefs/cfs-gateway/internal/admin"
+	"github.com/claudefs/cfs-gateway/internal/config"
+	"github.com/claudefs/cfs-gateway/internal/core"
+	"github.com/claudefs/cfs-gateway/internal/core/attrcache"
+	"github.com/claudefs/cfs-gateway/internal/core/lock"
+	"github.com/claudefs/cfs-gateway/internal/core/quota"
+	"github.com/claudefs/cfs-gateway/internal/engine/blob"
+	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
+	"github.com/claudefs/cfs-gateway/internal/engine/kv"
+	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
+	"github.com/claudefs/cfs-gateway/internal/metrics"
+)
+
+// Version is the gateway's version, set at build time with -ldflags.
+var Version = "dev"
+
+// Options are the process-level parts a gateway runs with.
+type Options struct {
+	Logger *slog.Logger
+	// Level is the logger's level; a reload of log.level changes it.
+	Level *slog.LevelVar
+	// Tool opens the gateway for an operator command: no background work
+	// and no listeners.
+	Tool bool
+}
+
+// Gateway is one running gateway process.
+type Gateway struct {
+	opts    Options
+	log     *slog.Logger
+	mu      sync.Mutex
+	cfg     *config.Config
+	store   kv.Store
+	blobs   blob.Store
+	fs      *core.FS
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	health  *admin.Health
+}
+
+// Open opens the engines and the filesystem that cfg names.
+func Open(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	g := &Gateway{opts: opts, log: opts.Logger, cfg: cfg}
+	g.reg = metrics.NewRegistry()
+	m, err := metrics.New(g.reg)
+	if err != nil {
+		return nil, err
+	}
+	g.metrics = m
+	if g.store, err = openStore(cfg, opts.Logger); err != nil {
+		return nil, err
+	}
+	if g.blobs, err = openBlobs(cfg); err != nil {
+		g.store.Close()
+		return nil, err
+	}
+	copts, err := cacheOptions(cfg.Cache.NFSAttrCache)
+	if err != nil {
+		g.closeEngines()
+		return nil, err
+	}
+	copts.Hits, copts.Misses = m.CacheHits, m.CacheMisses
+	g.fs, err = core.New(ctx, core.Options{
+		Store:            g.store,
+		Blobs:            g.blobs,
+		Logger:           opts.Logger,
+		Cache:            copts,
+		Quota:            quotaDefaults(cfg.Quota),
+		WriteBackBytes:   cfg.Data.WritebackBufferBytes,
+		FileBufferBytes:  cfg.Data.FileBufferBytes,
+		FlushInterval:    cfg.Data.FlushInterval(),
+		BlockDeleteDelay: cfg.Data.BlockDeleteDelay(),
+		BlobParallelism:  cfg.Data.BlobParallelism,
+		Locks:            lock.Options{BreakTimeout: cfg.Locks.BreakTimeout()},
+		NoBackground:     opts.Tool,
+	})
+	if err != nil {
+		g.closeEngines()
+		return nil, err
+	}
+	return g, nil
+}
+
+func openStore(cfg *config.Config, log *slog.Logger) (kv.Store, error) {
+	switch cfg.Metadata.Engine {
+	case config.MetadataPebble:
+		s, err := pebblekv.Open(cfg.PebblePath(), pebblekv.Options{Logger: log, CacheSize: cfg.Metadata.Pebble.CacheSizeBytes})
+		if err != nil {
+			return nil, fmt.Errorf("opening the metadata store (metadata.pebble.path = %q): %w", cfg.PebblePath(), err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("metadata.engine %q: this build serves the embedded pebble engine; the %q engine comes with scale-out support", cfg.Metadata.Engine, cfg.Metadata.Engine)
+}
+
+func openBlobs(cfg *config.Config) (blob.Store, error) {
+	switch cfg.Blob.Engine {
+	case config.BlobLocalEngine:
+		s, err := localblob.Open(cfg.BlobLocalPath(), localblob.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("opening the block store (blob.local.path = %q): %w", cfg.BlobLocalPath(), err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("blob.engine %q: this build serves the local engine; the %q engine comes with scale-out support", cfg.Blob.Engine, cfg.Blob.Engine)
+}
+
+func cacheOptions(c config.AttrCache) (attrcache.Options, error) {
+	p, err := attrcache.ParsePolicy(string(c.Eviction))
+	if err != nil {
+		return attrcache.Options{}, err
+	}
+	return attrcache.Options{MaxEntries: c.MaxEntries, TTL: c.DefaultTTL(), Policy: p}, nil
+}
+
+func quotaDefaults(q config.Quota) quota.Defaults {
+	lim := func(l config.QuotaLimits) quota.Limits {
+		return quota.Limits{BytesSoft: uint64(l.BytesSoft), BytesHard: uint64(l.BytesHard), InodesSoft: uint64(l.InodesSoft), InodesHard: uint64(l.InodesHard)}
+	}
+	return quota.Defaults{User: lim(q.UserDefaults), Group: lim(q.GroupDefaults), Grace: q.SoftLimitGracePeriod()}
+}
+
+// FS is the gateway's filesystem.
+func (g *Gateway) FS() *core.FS { return g.fs }
+
+// Config is the configuration in force.
+func (g *Gateway) Config() *config.Config {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cfg
+}
+
+func (g *Gateway) closeEngines() {
+	if g.blobs != nil {
+		g.blobs.Close()
+	}
+	if g.store != nil {
+		g.store.Close()
+	}
+}
+
+// Close flushes the filesystem and closes the engines.
+func (g *Gateway) Close(ctx context.Context) error {
+	err := g.fs.Close(ctx)
+	g.closeEngines()
+	return err
+}
+
+// listenError explains a listener that could not bind, naming the key that
+// changes its address.
+func listenError(service, key, addr string, err error) error {
+	hint := ""
+	if errors.Is(err, syscall.EACCES) {
+		hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+	}
+	return fmt.Errorf("%s cannot listen on %s%s: %v; set %s in the configuration to another address", service, addr, hint, unwrapOp(err), key)
+}
+
+// unwrapOp drops the "listen tcp ..." prefix that net adds, which repeats
+// the address.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+// Service is one listener the gateway serves.
+type Service struct {
+	Name string // e.g. "admin"
+	Key  string // the configuration key of its address
+	Addr string
+	l    net.Listener
+}
+
+// Serve binds every enabled listener, reports where each listens through
+// ready, and serves until ctx ends; then it shuts them down and flushes.
+func (g *Gateway) Serve(ctx context.Context, ready func([]Service)) error {
+	cfg := g.Config()
+	g.health = admin.NewHealth(Version, 0)
+	g.health.Add(admin.Component{Name: "metadata", Kind: admin.KindMetadata, Checker: checkFunc(g.fs.Health)})
+	g.health.Add(admin.Component{Name: "blocks", Kind: admin.KindBlob, Checker: checkFunc(g.blobHealth)})
+
+	var services []Service
+	var servers []func(context.Context) error
+	if cfg.Admin.Enabled {
+		l, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			return listenError("the admin API", "admin.listen", cfg.Admin.Listen, err)
+		}
+		srv := admin.New(admin.Config{Health: g.health, Gatherer: g.reg, Cache: g.fs, Logger: g.log})
+		g.registerAdmin(srv)
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("admin listener stopped", "addr", l.Addr().String(), "err", err)
+			}
+		}()
+		services = append(services, Service{Name: "admin", Key: "admin.listen", Addr: l.Addr().String(), l: l})
+		g.health.Add(admin.Component{Name: "admin listener", Kind: admin.KindListener, Checker: listenerCheck(l.Addr().String())})
+		servers = append(servers, srv.Shutdown)
+	}
+	var pending []string
+	if cfg.NFS.Enabled {
+		pending = append(pending, "nfs")
+	}
+	if cfg.NFS4.Enabled {
+		pending = append(pending, "nfs4")
+	}
+	if cfg.SMB.Enabled {
+		pending = append(pending, "smb")
+	}
+	if cfg.S3.Enabled {
+		pending = append(pending, "s3")
+	}
+	if len(pending) > 0 {
+		g.log.Warn("protocol front-ends enabled in the configuration are not part of this build yet; they are not served",
+			"protocols", strings.Join(pending, ","))
+	}
+	stopCPU := g.metrics.StartCPUSampler(ctx, 5*time.Second)
+	if ready != nil {
+		ready(services)
+	}
+	<-ctx.Done()
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, stop := range servers {
+		if err := stop(shutdown); err != nil {
+			g.log.Warn("listener shutdown", "err", err)
+		}
+	}
+	<-stopCPU
+	return g.Close(shutdown)
+}
+
+func (g *Gateway) blobHealth(ctx context.Context) error {
+	_, err := g.blobs.Get(ctx, "health/probe")
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+type checkFunc func(context.Context) error
+
+func (f checkFunc) Check(ctx context.Context) error { return f(ctx) }
+
+// listenerCheck dials a listener to see that it accepts connections.
+func listenerCheck(addr string) admin.Checker {
+	return checkFunc(func(ctx context.Context) error {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+}
+
+// Reload applies a newly loaded configuration: what can change live is
+// applied and logged; what needs a restart is logged as such.
+func (g *Gateway) Reload(loaded *config.Config) {
+	g.mu.Lock()
+	next, applied, pending := config.Reload(g.cfg, loaded)
+	g.cfg = next
+	g.mu.Unlock()
+	for _, c := range applied {
+		g.log.Info("configuration reloaded", "key", c.Path, "old", c.Old, "new", c.New)
+	}
+	for _, c := range pending {
+		g.log.Warn("configuration change needs a restart to take effect", "key", c.Path, "old", c.Old, "new", c.New)
+	}
+	if len(applied) == 0 {
+		if len(pending) == 0 {
+			g.log.Info("configuration reloaded; nothing changed")
+		}
+		return
+	}
+	if g.opts.Level != nil {
+		g.opts.Level.Set(next.Log.Level.SlogLevel())
+	}
+	if copts, err := cacheOptions(next.Cache.NFSAttrCache); err == nil {
+		if err := g.fs.ReconfigureCache(copts); err != nil {
+			g.log.Error("applying the cache configuration failed; the old one stays", "err", err)
+		}
+	}
+	g.fs.SetQuotaDefaults(quotaDefaults(next.Quota))
+	g.fs.Locks().SetBreakTimeout(next.Locks.BreakTimeout())
+}
+
+// ErrInUse is returned by Open when another process (a running gateway)
+// holds the embedded metadata store.
+var ErrInUse = pebblekv.ErrInUse
