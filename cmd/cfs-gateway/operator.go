@@ -74,7 +74,7 @@ func (l *local) AddUser(ctx context.Context, u core.User, pw string) (*core.User
 	return l.fs.LookupUser(ctx, u.Name)
 }
 func (l *local) ListUsers(ctx context.Context) ([]core.User, error) { return l.fs.ListUsers(ctx) }
-func (l *local) DeleteUser(ctx context.Context, name string) error   { return l.fs.DeleteUser(ctx, name) }
+func (l *local) DeleteUser(ctx context.Context, name string) error  { return l.fs.DeleteUser(ctx, name) }
 func (l *local) SetPassword(ctx context.Context, name, pw string) error {
 	return l.fs.SetPassword(ctx, name, pw)
 }

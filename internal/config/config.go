@@ -520,7 +520,7 @@ func Default() *Config {
 			FlushIntervalMS:      5000,
 			BlockDeleteDelaySecs: 3600,
 			GCSafetyWindowSecs:   3600,
-			BlobParallelism:      4,
+			BlobParallelism:      8,
 		},
 		Admin: Admin{Enabled: true, Listen: ":8080"},
 		NFS: NFS{

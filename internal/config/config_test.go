@@ -64,7 +64,7 @@ func TestDefaultsMatchGuide(t *testing.T) {
 		{"data.flush_interval_ms", c.Data.FlushIntervalMS, 5000},
 		{"data.block_delete_delay_secs", c.Data.BlockDeleteDelaySecs, 3600},
 		{"data.gc_safety_window_secs", c.Data.GCSafetyWindowSecs, 3600},
-		{"data.blob_parallelism", c.Data.BlobParallelism, 4},
+		{"data.blob_parallelism", c.Data.BlobParallelism, 8},
 		{"admin.enabled", c.Admin.Enabled, true},
 		{"admin.listen", c.Admin.Listen, ":8080"},
 		{"nfs.enabled", c.NFS.Enabled, true},

@@ -105,10 +105,6 @@ func (fs *FS) compactor(ctx context.Context) {
 				fs.log.Warn("chunk compaction failed; it is retried on a later write",
 					"ino", uint64(c.ino), "chunk", c.idx, "err", err)
 			}
-		case who := <-fs.folds:
-			if err := fs.foldUsage(ctx, who); err != nil && ctx.Err() == nil && !errors.Is(err, kv.ErrConflict) {
-				fs.log.Warn("folding quota usage failed", "kind", who.kind.String(), "id", who.id, "err", err)
-			}
 		}
 	}
 }
@@ -164,8 +160,7 @@ func (fs *FS) compactChunk(ctx context.Context, c chunkRef) error {
 			return nil // written meanwhile: the next write will ask again
 		}
 		next := []data.Slice{{ID: id, Size: uint32(len(buf)), Pos: lo, Len: uint32(len(buf))}}
-		due := fs.now().Unix() + int64(fs.opts.BlockDeleteDelay.Seconds())
-		if _, err := releaseDropped(ctx, tx, slices, next, due); err != nil {
+		if err := fs.releaseDropped(ctx, tx, slices, next, fs.due()); err != nil {
 			return err
 		}
 		tx.Put(meta.SliceRefKey(id), meta.AppendSliceRef(nil, meta.SliceRef{Refs: 1, Size: uint32(len(buf))}))
@@ -187,6 +182,9 @@ func (fs *FS) reaper(ctx context.Context) {
 	for {
 		if _, err := fs.PurgeOrphans(ctx, nil); err != nil && ctx.Err() == nil {
 			fs.log.Warn("purging unlinked files failed; retried later", "err", err)
+		}
+		if _, err := fs.ProcessReleases(ctx, nil); err != nil && ctx.Err() == nil {
+			fs.log.Warn("dropping released slice references failed; retried later", "err", err)
 		}
 		if _, err := fs.DeleteDue(ctx, fs.now(), nil); err != nil && ctx.Err() == nil {
 			fs.log.Warn("deleting unreferenced blocks failed; retried later", "err", err)
@@ -245,11 +243,11 @@ func uint64FromKey(k []byte) uint64 {
 
 // purge removes the data, attributes and record of an unlinked inode.
 func (fs *FS) purge(ctx context.Context, ino Ino) error {
-	due := fs.now().Unix() + int64(fs.opts.BlockDeleteDelay.Seconds())
+	due := fs.due()
 	for {
 		done := false
 		err := fs.store.Update(ctx, func(tx kv.Txn) error {
-			n, err := releaseChunks(ctx, tx, ino, 0, due)
+			n, err := fs.releaseChunks(ctx, tx, ino, 0, due)
 			if err != nil || n > 0 {
 				return err
 			}
@@ -334,4 +332,3 @@ func (fs *FS) DeleteDue(ctx context.Context, now time.Time, progress Progress) (
 		}
 	}
 }
-

@@ -101,8 +101,8 @@ func crashChild(dir string) {
 // childTB lets openEmbedded run outside a test.
 type childTB struct{ testing.TB }
 
-func (c *childTB) Helper()          {}
-func (c *childTB) Cleanup(func())   {}
+func (c *childTB) Helper()           {}
+func (c *childTB) Cleanup(func())    {}
 func (c *childTB) Fatal(args ...any) { fmt.Fprintln(os.Stderr, args...); os.Exit(3) }
 
 func TestCrashRecovery(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/claudefs/cfs-gateway/internal/core/lock"
 	"github.com/claudefs/cfs-gateway/internal/core/quota"
 	"github.com/claudefs/cfs-gateway/internal/data"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv"
@@ -27,6 +28,11 @@ type openFile struct {
 	// flushes counts completed flushes; a reader that saw it change while it
 	// read committed data reads again.
 	flushes uint64
+	// flushing is set while a background flusher runs; drained is
+	// signalled after each of its flushes, with flushErr its result.
+	flushing bool
+	drained  sync.Cond
+	flushErr error
 	// dirtySince is when buf became non-empty.
 	dirtySince time.Time
 	lastUse    time.Time
@@ -39,6 +45,7 @@ func (fs *FS) file(ino Ino) *openFile {
 	f := fs.files[ino]
 	if f == nil {
 		f = &openFile{}
+		f.drained.L = &f.mu
 		fs.files[ino] = f
 	}
 	return f
@@ -127,6 +134,9 @@ func (fs *FS) Write(ctx context.Context, id *Identity, ino Ino, off uint64, p []
 	if len(p) == 0 {
 		return a, nil
 	}
+	if err := fs.breakLeases(ctx, id, ino, lock.AccessWrite); err != nil {
+		return Attr{}, wrap("write", ino, err)
+	}
 	f := fs.file(ino)
 	f.mu.Lock()
 	before := f.buf.Len()
@@ -139,11 +149,21 @@ func (fs *FS) Write(ctx context.Context, id *Identity, ino Ino, off uint64, p []
 	fileBytes := f.buf.Len()
 	f.mu.Unlock()
 	total := fs.buffered.Add(int64(grown))
-	if how != Unstable || int64(fileBytes) >= fs.opts.FileBufferBytes {
+	switch {
+	case how != Unstable:
 		if err := fs.flushFile(ctx, ino, f); err != nil {
 			return Attr{}, wrap("write", ino, err)
 		}
-	} else if total > fs.opts.WriteBackBytes {
+	case int64(fileBytes) >= fs.flushAhead():
+		// Enough for large slices: store them while the writer goes on
+		// filling the buffer; wait only when the buffer is full.
+		fs.flushAsync(ino, f)
+		if int64(fileBytes) >= fs.opts.FileBufferBytes {
+			if err := fs.waitBuffer(ctx, f); err != nil {
+				return Attr{}, wrap("write", ino, err)
+			}
+		}
+	case total > fs.opts.WriteBackBytes:
 		fs.kick()
 	}
 	if end > a.Size {
@@ -151,6 +171,79 @@ func (fs *FS) Write(ctx context.Context, id *Identity, ino Ino, off uint64, p []
 		a.Used = (end + 4095) &^ 4095
 	}
 	return a, nil
+}
+
+// flushAhead is the buffered size of one file at which a background flush
+// starts: large enough for large slices, small enough that the writer rarely
+// waits for the full buffer.
+func (fs *FS) flushAhead() int64 {
+	return min(fs.opts.FileBufferBytes/4, 16<<20)
+}
+
+// flushAsync starts a background flusher of f unless one is running. It
+// flushes while the buffer holds at least flushAhead bytes, so that a
+// sequential writer keeps the block store busy with large slices.
+func (fs *FS) flushAsync(ino Ino, f *openFile) {
+	f.mu.Lock()
+	if f.flushing {
+		f.mu.Unlock()
+		return
+	}
+	f.flushing = true
+	f.mu.Unlock()
+	fs.flushes.Add(1)
+	go func() {
+		defer fs.flushes.Done()
+		for {
+			err := fs.flushFile(context.Background(), ino, f)
+			f.mu.Lock()
+			again := err == nil && int64(f.buf.Len()) >= fs.flushAhead()
+			if !again {
+				f.flushing = false
+			}
+			f.flushErr = err
+			f.drained.Broadcast()
+			f.mu.Unlock()
+			if err != nil {
+				fs.log.Error("background flush failed; the data stays buffered and is retried",
+					"ino", uint64(ino), "err", err)
+			}
+			if !again {
+				return
+			}
+		}
+	}()
+}
+
+// waitBuffer blocks a writer while f's buffer is full and a background
+// flush is draining it. A failed flush is the writer's error.
+func (fs *FS) waitBuffer(ctx context.Context, f *openFile) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for int64(f.buf.Len()) >= fs.opts.FileBufferBytes && f.flushing {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f.drained.Wait()
+	}
+	if err := f.flushErr; err != nil {
+		f.flushErr = nil
+		return err
+	}
+	return nil
+}
+
+// breakLeases breaks or recalls the leases and delegations that other
+// holders have on ino and that an access of kind conflicts with, waiting
+// until they are acknowledged or revoked (or ctx ends).
+func (fs *FS) breakLeases(ctx context.Context, id *Identity, ino Ino, kind lock.AccessKind) error {
+	if err := fs.locks.Break(ctx, lock.FileID(ino), id.Lease, kind); err != nil {
+		if ctx.Err() != nil {
+			return ErrUnavailable // the client retries once the holder answered
+		}
+		return err
+	}
+	return nil
 }
 
 // MaxFileSize is the largest file size.
@@ -163,7 +256,7 @@ func (fs *FS) checkGrowth(ctx context.Context, a *Attr, grow uint64) error {
 			if who.id == 0 {
 				continue
 			}
-			_, sum, _, err := readUsage(ctx, r, who)
+			_, sum, err := readUsage(ctx, r, who)
 			if err != nil {
 				return err
 			}
@@ -214,10 +307,11 @@ func (fs *FS) flushFile(ctx context.Context, ino Ino, f *openFile) error {
 	f.flushMu.Lock()
 	defer f.flushMu.Unlock()
 	f.mu.Lock()
-	extents := f.buf.Take(data.ChunkSize)
+	extents, recycle := f.buf.Detach(data.ChunkSize)
 	f.inflight = extents
 	f.mu.Unlock()
 	if len(extents) == 0 {
+		recycle()
 		return nil
 	}
 	var taken int64
@@ -242,6 +336,9 @@ func (fs *FS) flushFile(ctx context.Context, ino Ino, f *openFile) error {
 	f.inflight = nil
 	f.flushes++
 	f.mu.Unlock()
+	// Readers copy in-flight data only under f.mu, and the blocks are
+	// written: nothing refers to the extents' memory any more.
+	recycle()
 	fs.buffered.Add(-taken)
 	fs.attrs.Invalidate(ino)
 	if errors.Is(err, syscall.ESTALE) {
@@ -367,6 +464,9 @@ func (fs *FS) Read(ctx context.Context, id *Identity, ino Ino, off uint64, p []b
 	}
 	if id.UID != a.UID && !allowed(id, attrInode(&a), permRead) {
 		return 0, false, wrap("read", ino, syscall.EACCES)
+	}
+	if err := fs.breakLeases(ctx, id, ino, lock.AccessRead); err != nil {
+		return 0, false, wrap("read", ino, err)
 	}
 	n, eof, err := fs.readData(ctx, ino, off, p)
 	return n, eof, wrap("read", ino, err)

@@ -42,7 +42,7 @@ type Options struct {
 	// BlockDeleteDelay is how long blocks of an unreferenced slice are kept
 	// before deletion, so that in-flight reads still find them [1 h].
 	BlockDeleteDelay time.Duration
-	// BlobParallelism is the number of concurrent blob requests per call [4].
+	// BlobParallelism is the number of concurrent blob requests per call [8].
 	BlobParallelism int
 	// Locks configures the lock manager.
 	Locks lock.Options
@@ -71,7 +71,7 @@ func (o *Options) setDefaults() {
 		o.BlockDeleteDelay = time.Hour
 	}
 	if o.BlobParallelism <= 0 {
-		o.BlobParallelism = 4
+		o.BlobParallelism = 8
 	}
 	if o.Cache.MaxEntries <= 0 {
 		o.Cache.MaxEntries = 10000
@@ -101,6 +101,7 @@ type FS struct {
 
 	quotaMu sync.RWMutex
 	quota   quota.Defaults
+	usage   usageCache
 
 	filesMu  sync.Mutex
 	files    map[Ino]*openFile
@@ -108,9 +109,9 @@ type FS struct {
 
 	work    chan struct{} // wakes the background workers
 	compact chan chunkRef
-	folds   chan usageID
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
+	flushes sync.WaitGroup // background flushes of single files
 }
 
 type entryKey struct {
@@ -135,7 +136,6 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 		files:   make(map[Ino]*openFile),
 		work:    make(chan struct{}, 1),
 		compact: make(chan chunkRef, 256),
-		folds:   make(chan usageID, 256),
 	}
 	if _, err := rand.Read(fs.verf[:]); err != nil {
 		return nil, err
@@ -233,6 +233,7 @@ func (fs *FS) Invalidate(ino uint64) {
 // Close flushes every write-back buffer and stops the background workers. It
 // does not close the engines, which the caller owns.
 func (fs *FS) Close(ctx context.Context) error {
+	fs.flushes.Wait()
 	err := fs.SyncAll(ctx)
 	if fs.stop != nil {
 		fs.stop()

@@ -228,6 +228,19 @@ func (fs *FS) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := scanAll(ctx, fs.store, meta.ReleasePrefix(), func(p kv.Pair) error {
+		r, err := meta.DecodeRelease(p.Value)
+		if err != nil {
+			add("corrupt release list", 0, "", "%v", err)
+			return nil
+		}
+		for _, id := range r.IDs {
+			refs[id]++
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 	recorded := map[uint64]meta.SliceRef{}
 	if err := scanAll(ctx, fs.store, meta.SliceRefPrefix(), func(p kv.Pair) error {
 		r, err := meta.DecodeSliceRef(p.Value)
@@ -243,10 +256,10 @@ func (fs *FS) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) {
 	for id, n := range refs {
 		r, ok := recorded[id]
 		switch {
-		case !ok:
+		case !ok && len(users[id]) > 0:
 			add("missing slice reference", users[id][0], paths[users[id][0]], "slice %d is used %d times but has no reference record", id, n)
-		case r.Refs != n:
-			add("wrong slice reference count", users[id][0], paths[users[id][0]], "slice %d: %d recorded, %d found", id, r.Refs, n)
+		case ok && r.Refs != n:
+			add("wrong slice reference count", 0, "", "slice %d: %d recorded, %d found", id, r.Refs, n)
 		}
 	}
 	for id, r := range recorded {
@@ -321,7 +334,7 @@ func (fs *FS) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) {
 			return err
 		}
 		for w := range ids {
-			_, sum, _, err := readUsage(ctx, r, w)
+			_, sum, err := readUsage(ctx, r, w)
 			if err != nil {
 				return err
 			}
@@ -368,6 +381,7 @@ type GCOptions struct {
 // GCReport is what gc removed.
 type GCReport struct {
 	PurgedFiles   int
+	DroppedRefs   int
 	DeletedSlices int
 	OrphanBlocks  int
 	OrphanBytes   int64
@@ -384,6 +398,9 @@ func (fs *FS) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	rep := &GCReport{}
 	var err error
 	if rep.PurgedFiles, err = fs.PurgeOrphans(ctx, opts.Progress); err != nil {
+		return rep, err
+	}
+	if rep.DroppedRefs, err = fs.ProcessReleases(ctx, opts.Progress); err != nil {
 		return rep, err
 	}
 	until := fs.now()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/claudefs/cfs-gateway/internal/core/lock"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv"
 	"github.com/claudefs/cfs-gateway/internal/meta"
 )
@@ -431,6 +432,9 @@ func (fs *FS) removeEntry(ctx context.Context, op string, id *Identity, dir Ino,
 	if len(name) > MaxNameLen {
 		return wrap(op, dir, syscall.ENAMETOOLONG)
 	}
+	if err := fs.breakEntry(ctx, id, dir, name); err != nil {
+		return wrap(op, dir, err)
+	}
 	var child Ino
 	var events chargeEvents
 	err := fs.update(ctx, &events, func(tx kv.Txn) error {
@@ -496,6 +500,12 @@ func (fs *FS) Rename(ctx context.Context, id *Identity, sdir Ino, sname string, 
 		return wrap("rename", sdir, err)
 	}
 	if err := checkName(dname); err != nil {
+		return wrap("rename", ddir, err)
+	}
+	if err := fs.breakEntry(ctx, id, sdir, sname); err != nil {
+		return wrap("rename", sdir, err)
+	}
+	if err := fs.breakEntry(ctx, id, ddir, dname); err != nil {
 		return wrap("rename", ddir, err)
 	}
 	cookie, err := fs.uniqs.Next(ctx)
@@ -692,4 +702,22 @@ func (fs *FS) ReadDir(ctx context.Context, id *Identity, dir Ino, cookie, verifi
 		entries = append(entries, e)
 	}
 	return entries, eof, verf, nil
+}
+
+// breakEntry breaks the handle-caching leases others hold on the inode that
+// name in dir names, before it is removed or renamed. A missing name is
+// left for the operation itself to report.
+func (fs *FS) breakEntry(ctx context.Context, id *Identity, dir Ino, name string) error {
+	var child Ino
+	err := fs.store.View(ctx, func(r kv.Reader) error {
+		d, ok, err := getDentry(ctx, r, dir, name)
+		if ok {
+			child = Ino(d.Ino)
+		}
+		return err
+	})
+	if err != nil || child == 0 {
+		return err
+	}
+	return fs.breakLeases(ctx, id, child, lock.AccessHandle)
 }

@@ -3,25 +3,26 @@ package core
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
 
 	"github.com/claudefs/cfs-gateway/internal/core/quota"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv"
 	"github.com/claudefs/cfs-gateway/internal/meta"
 )
 
-// foldThreshold is the number of usage deltas of one id after which they are
-// folded into its base record.
-const foldThreshold = 64
-
 type usageID struct {
 	kind meta.QuotaKind
 	id   uint32
 }
 
-// chargeEvents collects what a transaction's quota charges want logged; it
-// is logged only once the transaction commits.
+// chargeEvents collects what a transaction's quota charges did: the usage
+// changes to apply to the usage cache and the soft-limit crossings to log,
+// both only once the transaction commits.
 type chargeEvents struct {
 	crossed []quotaCrossing
+	applied []appliedCharge
 }
 
 type quotaCrossing struct {
@@ -31,31 +32,108 @@ type quotaCrossing struct {
 	lim   quota.Limits
 }
 
-// update runs fn in a metadata transaction; quota events collected in ev
-// are logged after the commit, once.
+type appliedCharge struct {
+	who  usageID
+	next quota.Usage
+	d    meta.UsageDelta
+}
+
+// update runs fn in a metadata transaction; what quota charges collected in
+// ev takes effect after the commit, once.
 func (fs *FS) update(ctx context.Context, ev *chargeEvents, fn func(tx kv.Txn) error) error {
 	err := fs.store.Update(ctx, func(tx kv.Txn) error {
 		if ev != nil {
 			ev.crossed = ev.crossed[:0]
+			ev.applied = ev.applied[:0]
 		}
 		return fn(tx)
 	})
-	if err == nil && ev != nil {
-		for _, c := range ev.crossed {
-			fs.log.Warn("quota soft limit exceeded; grace period started",
-				"kind", c.who.kind.String(), "id", c.who.id, "event", c.event.String(),
-				"bytes", c.usage.Bytes, "bytes_soft", c.lim.BytesSoft,
-				"inodes", c.usage.Inodes, "inodes_soft", c.lim.InodesSoft,
-				"grace", fs.quotaDefaults().Grace.String())
-		}
+	if err != nil || ev == nil {
+		return err
 	}
-	return err
+	for _, a := range ev.applied {
+		fs.usage.apply(a)
+	}
+	for _, c := range ev.crossed {
+		fs.log.Warn("quota soft limit exceeded; grace period started",
+			"kind", c.who.kind.String(), "id", c.who.id, "event", c.event.String(),
+			"bytes", c.usage.Bytes, "bytes_soft", c.lim.BytesSoft,
+			"inodes", c.usage.Inodes, "inodes_soft", c.lim.InodesSoft,
+			"grace", fs.quotaDefaults().Grace.String())
+	}
+	return nil
 }
 
 func (fs *FS) quotaDefaults() quota.Defaults {
 	fs.quotaMu.RLock()
 	defer fs.quotaMu.RUnlock()
 	return fs.quota
+}
+
+// usageCache holds each active id's usage (base plus deltas) so that a
+// charge does not scan the id's delta records. It is reloaded from the store
+// after usageTTL, which brings in what other gateways charged; this gateway's
+// own charges are applied as they commit.
+type usageCache struct {
+	mu sync.Mutex
+	m  map[usageID]*usageEntry
+}
+
+type usageEntry struct {
+	sum    quota.Usage
+	loaded time.Time
+}
+
+// usageTTL bounds how stale another gateway's charges may be in a check.
+const usageTTL = time.Second
+
+// cachedUsage returns the usage of who, loading it when absent or stale.
+func (fs *FS) cachedUsage(ctx context.Context, who usageID) (quota.Usage, error) {
+	c := &fs.usage
+	now := time.Now()
+	c.mu.Lock()
+	e := c.m[who]
+	if e != nil && now.Sub(e.loaded) < usageTTL {
+		sum := e.sum
+		c.mu.Unlock()
+		return sum, nil
+	}
+	c.mu.Unlock()
+	var sum quota.Usage
+	err := fs.store.View(ctx, func(r kv.Reader) error {
+		var err error
+		_, sum, err = readUsage(ctx, r, who)
+		return err
+	})
+	if err != nil {
+		return quota.Usage{}, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[usageID]*usageEntry{}
+	}
+	c.m[who] = &usageEntry{sum: sum, loaded: now}
+	c.mu.Unlock()
+	return sum, nil
+}
+
+func (c *usageCache) apply(a appliedCharge) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[a.who]
+	if e == nil {
+		return // loaded fresh from the store on next use
+	}
+	e.sum.Bytes += a.d.Bytes
+	e.sum.Inodes += a.d.Inodes
+	e.sum.BytesSoftSince, e.sum.InodesSoftSince = a.next.BytesSoftSince, a.next.InodesSoftSince
+}
+
+// forget drops cached usage so that the next check reads the store.
+func (c *usageCache) forget(who usageID) {
+	c.mu.Lock()
+	delete(c.m, who)
+	c.mu.Unlock()
 }
 
 // charge applies a change of usage to the file owner's user and group
@@ -74,15 +152,9 @@ func (fs *FS) charge(ctx context.Context, tx kv.Txn, uid, gid uint32, dBytes, dI
 }
 
 func (fs *FS) chargeOne(ctx context.Context, tx kv.Txn, who usageID, dBytes, dInodes int64, ev *chargeEvents) error {
-	base, sum, deltas, err := readUsage(ctx, tx, who)
+	sum, err := fs.cachedUsage(ctx, who)
 	if err != nil {
 		return err
-	}
-	if deltas > foldThreshold {
-		select {
-		case fs.folds <- who:
-		default:
-		}
 	}
 	lim, err := fs.limits(ctx, tx, who)
 	if err != nil {
@@ -90,60 +162,81 @@ func (fs *FS) chargeOne(ctx context.Context, tx kv.Txn, who usageID, dBytes, dIn
 	}
 	d := fs.quotaDefaults()
 	next, event, err := quota.Charge(sum, lim, dBytes, dInodes, fs.now(), d.Grace)
-	if err != nil && who.id != 0 {
-		return err
-	}
-	uniq, err := fs.uniqs.Next(ctx)
 	if err != nil {
+		if who.id != 0 {
+			return err
+		}
+		next = sum
+		next.Bytes += dBytes
+		next.Inodes += dInodes
+	}
+	delta := meta.UsageDelta{Bytes: dBytes, Inodes: dInodes}
+	key := meta.UsageShardKey(who.kind, who.id, uint8(rand.IntN(meta.UsageShards)))
+	var counter meta.UsageDelta
+	switch v, err := tx.Get(ctx, key); {
+	case err == nil:
+		if counter, err = meta.DecodeUsageDelta(v); err != nil {
+			return err
+		}
+	case !errors.Is(err, kv.ErrNotFound):
 		return err
 	}
-	tx.Put(meta.UsageDeltaKey(who.kind, who.id, uniq), meta.AppendUsageDelta(nil, meta.UsageDelta{Bytes: dBytes, Inodes: dInodes}))
+	counter.Bytes += dBytes
+	counter.Inodes += dInodes
+	tx.Put(key, meta.AppendUsageDelta(nil, counter))
 	if next.BytesSoftSince != sum.BytesSoftSince || next.InodesSoftSince != sum.InodesSoftSince {
 		// The grace clock starts or stops: record it in the base record,
 		// read so that two transactions cannot both start it.
-		if _, err := tx.Get(ctx, meta.UsageKey(who.kind, who.id)); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		var base quota.Usage
+		v, err := tx.Get(ctx, meta.UsageKey(who.kind, who.id))
+		switch {
+		case err == nil:
+			if base, err = quota.DecodeUsage(v); err != nil {
+				return err
+			}
+		case !errors.Is(err, kv.ErrNotFound):
 			return err
 		}
 		base.BytesSoftSince, base.InodesSoftSince = next.BytesSoftSince, next.InodesSoftSince
 		tx.Put(meta.UsageKey(who.kind, who.id), quota.AppendUsage(nil, base))
 	}
-	if event.SoftCrossed() && ev != nil {
-		ev.crossed = append(ev.crossed, quotaCrossing{who: who, event: event, usage: next, lim: lim})
+	if ev != nil {
+		ev.applied = append(ev.applied, appliedCharge{who: who, next: next, d: delta})
+		if event.SoftCrossed() {
+			ev.crossed = append(ev.crossed, quotaCrossing{who: who, event: event, usage: next, lim: lim})
+		}
 	}
 	return nil
 }
 
-// readUsage returns the base record of who, the usage (base plus deltas)
-// and the number of deltas.
-func readUsage(ctx context.Context, r kv.Reader, who usageID) (base, sum quota.Usage, deltas int, err error) {
+// readUsage returns the state record of who and its usage: the sum of its
+// counter shards, with the state's grace stamps.
+func readUsage(ctx context.Context, r kv.Reader, who usageID) (state, sum quota.Usage, err error) {
 	p := meta.UsageKey(who.kind, who.id)
 	pairs, err := r.Scan(ctx, p, kv.PrefixEnd(p), 0, false)
 	if err != nil {
-		return base, sum, 0, err
+		return state, sum, err
 	}
 	for _, kvp := range pairs {
-		_, _, isDelta, ok := meta.ParseUsageKey(kvp.Key)
+		_, _, isShard, ok := meta.ParseUsageKey(kvp.Key)
 		if !ok {
 			continue
 		}
-		if !isDelta {
-			if base, err = quota.DecodeUsage(kvp.Value); err != nil {
-				return base, sum, 0, err
+		if !isShard {
+			if state, err = quota.DecodeUsage(kvp.Value); err != nil {
+				return state, sum, err
 			}
 			continue
 		}
 		d, err := meta.DecodeUsageDelta(kvp.Value)
 		if err != nil {
-			return base, sum, 0, err
+			return state, sum, err
 		}
 		sum.Bytes += d.Bytes
 		sum.Inodes += d.Inodes
-		deltas++
 	}
-	sum.Bytes += base.Bytes
-	sum.Inodes += base.Inodes
-	sum.BytesSoftSince, sum.InodesSoftSince = base.BytesSoftSince, base.InodesSoftSince
-	return base, sum, deltas, nil
+	sum.BytesSoftSince, sum.InodesSoftSince = state.BytesSoftSince, state.InodesSoftSince
+	return state, sum, nil
 }
 
 // limits returns the limits in force for who: its override, else the
@@ -166,44 +259,6 @@ func (fs *FS) limits(ctx context.Context, r kv.Reader, who usageID) (quota.Limit
 		return quota.Limits{}, err
 	}
 	return quota.Effective(def, &o), nil
-}
-
-// foldUsage folds the deltas of who into its base record.
-func (fs *FS) foldUsage(ctx context.Context, who usageID) error {
-	return fs.store.Update(ctx, func(tx kv.Txn) error {
-		p := meta.UsageKey(who.kind, who.id)
-		pairs, err := tx.Scan(ctx, p, kv.PrefixEnd(p), kv.MaxTxnOps-2, false)
-		if err != nil {
-			return err
-		}
-		var base quota.Usage
-		for _, kvp := range pairs {
-			_, _, isDelta, ok := meta.ParseUsageKey(kvp.Key)
-			if !ok {
-				continue
-			}
-			// Reading every record makes a concurrent fold or grace
-			// change conflict with this one.
-			if _, err := tx.Get(ctx, kvp.Key); err != nil {
-				return err
-			}
-			if !isDelta {
-				if base, err = quota.DecodeUsage(kvp.Value); err != nil {
-					return err
-				}
-				continue
-			}
-			d, err := meta.DecodeUsageDelta(kvp.Value)
-			if err != nil {
-				return err
-			}
-			base.Bytes += d.Bytes
-			base.Inodes += d.Inodes
-			tx.Delete(kvp.Key)
-		}
-		tx.Put(p, quota.AppendUsage(nil, base))
-		return nil
-	})
 }
 
 // QuotaEntry is one line of a quota report.
@@ -263,7 +318,7 @@ func (fs *FS) GetQuota(ctx context.Context, group bool, id uint32) (QuotaEntry, 
 	}
 	e := QuotaEntry{Kind: who.kind.String(), ID: id}
 	err := fs.store.View(ctx, func(r kv.Reader) error {
-		_, sum, _, err := readUsage(ctx, r, who)
+		_, sum, err := readUsage(ctx, r, who)
 		if err != nil {
 			return err
 		}

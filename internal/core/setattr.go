@@ -2,8 +2,10 @@ package core
 
 import (
 	"context"
+	"errors"
 	"syscall"
 
+	"github.com/claudefs/cfs-gateway/internal/core/lock"
 	"github.com/claudefs/cfs-gateway/internal/data"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv"
 	"github.com/claudefs/cfs-gateway/internal/meta"
@@ -20,6 +22,9 @@ func (fs *FS) SetAttr(ctx context.Context, id *Identity, ino Ino, sa SetAttr) (A
 }
 
 func (fs *FS) setAttr(ctx context.Context, id *Identity, ino Ino, sa SetAttr) (Attr, error) {
+	if err := fs.breakLeases(ctx, id, ino, lock.AccessWrite); err != nil {
+		return Attr{}, err
+	}
 	if sa.Size != nil {
 		if *sa.Size > MaxFileSize {
 			return Attr{}, syscall.EFBIG
@@ -36,9 +41,7 @@ func (fs *FS) setAttr(ctx context.Context, id *Identity, ino Ino, sa SetAttr) (A
 	}
 	var result Attr
 	var events chargeEvents
-	var released []uint64
 	err := fs.update(ctx, &events, func(tx kv.Txn) error {
-		released = released[:0]
 		now := fs.now().UnixNano()
 		in, err := getInode(ctx, tx, ino)
 		if err != nil {
@@ -123,7 +126,7 @@ func (fs *FS) setAttr(ctx context.Context, id *Identity, ino Ino, sa SetAttr) (A
 					}
 					if len(slices) > 0 {
 						cut := data.Truncate(slices, uint32(size%data.ChunkSize))
-						if released, err = releaseDropped(ctx, tx, slices, cut, fs.now().Unix()+int64(fs.opts.BlockDeleteDelay.Seconds())); err != nil {
+						if err := fs.releaseDropped(ctx, tx, slices, cut, fs.due()); err != nil {
 							return err
 						}
 						if len(cut) == 0 {
@@ -216,7 +219,7 @@ func (fs *FS) truncateTail(ctx context.Context, id *Identity, ino Ino, size uint
 				done = true
 				return nil
 			}
-			n, err := releaseChunks(ctx, tx, ino, first, fs.now().Unix()+int64(fs.opts.BlockDeleteDelay.Seconds()))
+			n, err := fs.releaseChunks(ctx, tx, ino, first, fs.due())
 			done = n == 0
 			return err
 		})
@@ -226,66 +229,134 @@ func (fs *FS) truncateTail(ctx context.Context, id *Identity, ino Ino, size uint
 	}
 }
 
-// releaseChunks deletes chunk maps of ino from index first on, as many as fit
-// in one transaction, dropping their slice references. It returns how many
-// it deleted.
-func releaseChunks(ctx context.Context, tx kv.Txn, ino Ino, first uint32, due int64) (int, error) {
+// releaseChunks deletes chunk maps of ino from index first on, as many as
+// fit in one transaction, and writes one release list for the slices they
+// referenced. It returns how many maps it deleted.
+func (fs *FS) releaseChunks(ctx context.Context, tx kv.Txn, ino Ino, first uint32, due int64) (int, error) {
 	start := meta.ChunkKey(uint64(ino), first)
 	end := kv.PrefixEnd(meta.ChunkPrefix(uint64(ino)))
-	pairs, err := tx.Scan(ctx, start, end, 16, true)
+	pairs, err := tx.Scan(ctx, start, end, kv.MaxTxnOps-8, true)
 	if err != nil {
 		return 0, err
 	}
-	ops, n := 0, 0
+	var ids []uint64
 	for _, p := range pairs {
 		slices, err := data.DecodeSlices(p.Value)
 		if err != nil {
-			return n, err
-		}
-		ids := data.SliceIDs(slices)
-		if n > 0 && ops+1+2*len(ids) > kv.MaxTxnOps-8 {
-			break
+			return 0, err
 		}
 		// Reading the map makes a concurrent flush into it conflict.
 		if _, err := tx.Get(ctx, p.Key); err != nil {
-			return n, err
+			return 0, err
 		}
-		for _, id := range ids {
-			if err := decRef(ctx, tx, id, due); err != nil {
-				return n, err
-			}
-		}
+		ids = append(ids, data.SliceIDs(slices)...)
 		tx.Delete(p.Key)
-		ops += 1 + 2*len(ids)
-		n++
 	}
-	return n, nil
+	return len(pairs), fs.release(ctx, tx, ids, due)
 }
 
-// releaseDropped drops the references of slices present in before but not
-// in after.
-func releaseDropped(ctx context.Context, tx kv.Txn, before, after []data.Slice, due int64) ([]uint64, error) {
+// releaseDropped releases the slices present in before but not in after.
+func (fs *FS) releaseDropped(ctx context.Context, tx kv.Txn, before, after []data.Slice, due int64) error {
 	keep := map[uint64]bool{}
 	for _, id := range data.SliceIDs(after) {
 		keep[id] = true
 	}
 	var dropped []uint64
 	for _, id := range data.SliceIDs(before) {
-		if keep[id] {
-			continue
+		if !keep[id] {
+			dropped = append(dropped, id)
 		}
-		if err := decRef(ctx, tx, id, due); err != nil {
-			return nil, err
-		}
-		dropped = append(dropped, id)
 	}
-	return dropped, nil
+	return fs.release(ctx, tx, dropped, due)
+}
+
+// release records, in one write, that one reference of each slice in ids
+// is to be dropped; the reaper decrements the counts later (ProcessReleases).
+func (fs *FS) release(ctx context.Context, tx kv.Txn, ids []uint64, due int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	uniq, err := fs.uniqs.Next(ctx)
+	if err != nil {
+		return err
+	}
+	tx.Put(meta.ReleaseKey(uniq), meta.AppendRelease(nil, meta.Release{Due: due, IDs: ids}))
+	return nil
+}
+
+// releaseBatch is how many references one transaction of ProcessReleases
+// drops: each costs two writes.
+const releaseBatch = (kv.MaxTxnOps - 4) / 2
+
+// ProcessReleases drops the slice references that release lists hold,
+// scheduling the blocks of slices that reach zero for deletion. It returns
+// how many references it dropped.
+func (fs *FS) ProcessReleases(ctx context.Context, progress Progress) (int, error) {
+	total := 0
+	for {
+		var lists []kv.Pair
+		err := fs.store.View(ctx, func(r kv.Reader) error {
+			var err error
+			lists, err = r.Scan(ctx, meta.ReleasePrefix(), kv.PrefixEnd(meta.ReleasePrefix()), 100, false)
+			return err
+		})
+		if err != nil || len(lists) == 0 {
+			return total, err
+		}
+		for _, l := range lists {
+			for {
+				done := false
+				n := 0
+				err := fs.store.Update(ctx, func(tx kv.Txn) error {
+					v, err := tx.Get(ctx, l.Key)
+					if errors.Is(err, kv.ErrNotFound) {
+						done = true
+						return nil
+					}
+					if err != nil {
+						return err
+					}
+					r, err := meta.DecodeRelease(v)
+					if err != nil {
+						return err
+					}
+					batch := r.IDs[:min(len(r.IDs), releaseBatch)]
+					for _, id := range batch {
+						if err := decRef(ctx, tx, id, r.Due); err != nil {
+							return err
+						}
+					}
+					n = len(batch)
+					if rest := r.IDs[len(batch):]; len(rest) > 0 {
+						tx.Put(l.Key, meta.AppendRelease(nil, meta.Release{Due: r.Due, IDs: rest}))
+					} else {
+						tx.Delete(l.Key)
+						done = true
+					}
+					return nil
+				})
+				if err != nil {
+					return total, err
+				}
+				total += n
+				if progress != nil && n > 0 {
+					progress("drop slice references", total)
+				}
+				if done {
+					break
+				}
+			}
+		}
+	}
 }
 
 // decRef drops one reference of slice id; at zero its blocks are scheduled
 // for deletion at due.
 func decRef(ctx context.Context, tx kv.Txn, id uint64, due int64) error {
 	v, err := tx.Get(ctx, meta.SliceRefKey(id))
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil // already dropped: a release is applied once
+	}
 	if err != nil {
 		return err
 	}
@@ -301,4 +372,9 @@ func decRef(ctx context.Context, tx kv.Txn, id uint64, due int64) error {
 	tx.Delete(meta.SliceRefKey(id))
 	tx.Put(meta.DeleteKey(due, id), meta.AppendU64(nil, uint64(ref.Size)))
 	return nil
+}
+
+// due is when blocks released now may be deleted.
+func (fs *FS) due() int64 {
+	return fs.now().Unix() + int64(fs.opts.BlockDeleteDelay.Seconds())
 }

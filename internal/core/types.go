@@ -2,6 +2,8 @@ package core
 
 import (
 	"time"
+
+	"github.com/claudefs/cfs-gateway/internal/core/lock"
 )
 
 // Ino is an inode number. Inode numbers are never reused: together with the
@@ -60,6 +62,10 @@ type Identity struct {
 	UID    uint32
 	GID    uint32
 	Groups []uint32
+	// Lease is the lease key (SMB lease, NFSv4 client) the caller acts
+	// under: its own leases and delegations are not broken by its accesses.
+	// The zero key holds none.
+	Lease lock.LeaseKey
 }
 
 // Root is the superuser identity, used by operator tools.

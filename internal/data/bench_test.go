@@ -2,100 +2,33 @@ package data
 
 import (
 	"context"
-	"errors"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/claudefs/cfs-gateway/internal/engine/blob"
+	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
 )
 
-// fileStore is a minimal directory-backed blob.Store for benchmarks: one
-// file per key, written to a temporary name and renamed, read with pread.
-// It stands in for a local engine (page-cache reads); with sync set, Put
-// fsyncs like a durable engine would.
-type fileStore struct {
-	dir  string
-	sync bool
-}
-
-func (s *fileStore) path(key string) string { return filepath.Join(s.dir, filepath.FromSlash(key)) }
-
-func (s *fileStore) Put(_ context.Context, key string, data []byte) error {
-	p := s.path(key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+// benchStore opens the named engine: "mem" (the test store, measuring
+// this package's own cost) or "local" (the real local engine in a
+// temporary directory: durable Puts, reads from the page cache).
+func benchStore(b *testing.B, name string) blob.Store {
+	if name == "mem" {
+		return newMemStore()
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	s, err := localblob.Open(b.TempDir(), localblob.Options{})
 	if err != nil {
-		return err
+		b.Fatal(err)
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if s.sync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
-}
-
-func (s *fileStore) Get(_ context.Context, key string) ([]byte, error) {
-	b, err := os.ReadFile(s.path(key))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, blob.ErrNotFound
-	}
-	return b, err
-}
-
-func (s *fileStore) GetRange(_ context.Context, key string, off int64, p []byte) (int, error) {
-	f, err := os.Open(s.path(key))
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, blob.ErrNotFound
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	n, err := f.ReadAt(p, off)
-	if err == io.EOF {
-		err = nil
-	}
-	return n, err
-}
-
-func (s *fileStore) Delete(_ context.Context, key string) error {
-	err := os.Remove(s.path(key))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
-}
-
-func (s *fileStore) Close() error { return nil }
-
-func benchStores(b *testing.B) map[string]func() blob.Store {
-	return map[string]func() blob.Store{
-		"mem":  func() blob.Store { return newMemStore() },
-		"file": func() blob.Store { return &fileStore{dir: b.TempDir()} },
-	}
+	b.Cleanup(func() { s.Close() })
+	return s
 }
 
 // BenchmarkWriteSlice writes a stream of 1 MiB slices (each one block).
 func BenchmarkWriteSlice(b *testing.B) {
 	data := randomBytes(1, 1<<20)
-	for _, name := range []string{"mem", "file"} {
+	for _, name := range []string{"mem", "local"} {
 		b.Run(name, func(b *testing.B) {
-			store := benchStores(b)[name]()
+			store := benchStore(b, name)
 			blocks := NewBlocks(store, BlocksOptions{})
 			ctx := context.Background()
 			b.SetBytes(int64(len(data)))
@@ -116,22 +49,25 @@ func BenchmarkWriteSlice(b *testing.B) {
 	}
 }
 
-// BenchmarkWriteSliceChunk writes whole 64 MiB slices (16 blocks in
-// parallel).
+// BenchmarkWriteSliceChunk writes whole 64 MiB slices (16 blocks, 4 in
+// flight at once).
 func BenchmarkWriteSliceChunk(b *testing.B) {
 	data := randomBytes(2, ChunkSize)
-	store := newMemStore()
-	blocks := NewBlocks(store, BlocksOptions{})
-	ctx := context.Background()
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	id := uint64(1)
-	for b.Loop() {
-		if err := blocks.WriteSlice(ctx, id, data); err != nil {
-			b.Fatal(err)
-		}
-		_ = blocks.DeleteSlice(ctx, id, ChunkSize)
-		id++
+	for _, name := range []string{"mem", "local"} {
+		b.Run(name, func(b *testing.B) {
+			blocks := NewBlocks(benchStore(b, name), BlocksOptions{})
+			ctx := context.Background()
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			id := uint64(1)
+			for b.Loop() {
+				if err := blocks.WriteSlice(ctx, id, data); err != nil {
+					b.Fatal(err)
+				}
+				_ = blocks.DeleteSlice(ctx, id, ChunkSize)
+				id++
+			}
+		})
 	}
 }
 
@@ -141,14 +77,14 @@ func BenchmarkWriteSliceChunk(b *testing.B) {
 func BenchmarkReadChunk(b *testing.B) {
 	data := randomBytes(3, ChunkSize)
 	refs := []Slice{whole(1, ChunkSize, 0)}
-	for _, name := range []string{"mem", "file"} {
+	for _, name := range []string{"mem", "local"} {
 		for _, shift := range []uint32{0, 100} {
 			label := name + "/aligned"
 			if shift != 0 {
 				label = name + "/unaligned"
 			}
 			b.Run(label, func(b *testing.B) {
-				store := benchStores(b)[name]()
+				store := benchStore(b, name)
 				blocks := NewBlocks(store, BlocksOptions{})
 				ctx := context.Background()
 				if err := blocks.WriteSlice(ctx, 1, data); err != nil {

@@ -37,6 +37,9 @@ func blockSegments(n uint32) int { return int((uint64(n) + SegmentSize - 1) / Se
 // blockHeaderLen is where the data of an n-byte block starts.
 func blockHeaderLen(n uint32) int { return blockPrefixLen + 4*blockSegments(n) + 4 }
 
+// maxHeaderLen is the header length of a full block.
+const maxHeaderLen = blockPrefixLen + 4*(BlockSize/SegmentSize) + 4
+
 // blockIdentity is the CRC32C state after the block's identity, which
 // every checksum of the block starts from.
 func blockIdentity(id uint64, index int, n uint32) uint32 {
@@ -74,23 +77,28 @@ func blockDataSize(size uint32, index int) uint32 {
 // The data is copied segment by segment and each segment is checksummed
 // right after its copy, while it is still in cache.
 func encodeBlock(dst []byte, id uint64, index int, data []byte) []byte {
-	n := uint32(len(data))
-	hl := blockHeaderLen(n)
+	hl := blockHeaderLen(uint32(len(data)))
 	obj := dst[:hl+len(data)]
-	copy(obj, blockMagic)
-	obj[4] = blockVersion
-	obj[5], obj[6], obj[7] = 0, 0, 0
+	copy(obj[hl:], data)
+	encodeHeader(obj[:hl], id, index, obj[hl:])
+	return obj
+}
+
+// encodeHeader writes into hdr (blockHeaderLen bytes) the header of block
+// index of slice id holding data, checksumming data where it lies.
+func encodeHeader(hdr []byte, id uint64, index int, data []byte) {
+	n := uint32(len(data))
+	copy(hdr, blockMagic)
+	hdr[4] = blockVersion
+	hdr[5], hdr[6], hdr[7] = 0, 0, 0
 	ident := blockIdentity(id, index, n)
-	body := obj[hl:]
 	for seg := 0; seg*SegmentSize < len(data); seg++ {
 		a := seg * SegmentSize
 		e := min(a+SegmentSize, len(data))
-		copy(body[a:e], data[a:e])
-		binary.LittleEndian.PutUint32(obj[blockPrefixLen+4*seg:], segmentChecksum(ident, seg, body[a:e]))
+		binary.LittleEndian.PutUint32(hdr[blockPrefixLen+4*seg:], segmentChecksum(ident, seg, data[a:e]))
 	}
-	crcAt := hl - 4
-	binary.LittleEndian.PutUint32(obj[crcAt:], crc32.Update(ident, castagnoli, obj[:crcAt]))
-	return obj
+	crcAt := len(hdr) - 4
+	binary.LittleEndian.PutUint32(hdr[crcAt:], crc32.Update(ident, castagnoli, hdr[:crcAt]))
 }
 
 // EncodeBlock returns the stored form of block index of slice id holding

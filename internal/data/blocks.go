@@ -60,6 +60,17 @@ func (b *Blocks) WriteSlice(ctx context.Context, id uint64, data []byte) error {
 	return b.run(ctx, numBlocks(size), func(ctx context.Context, i int) error {
 		part := data[i*BlockSize : i*BlockSize+int(blockDataSize(size, i))]
 		key := BlockKey(id, i, uint32(len(part)))
+		if pp, ok := b.store.(blob.PartsPutter); ok {
+			// The engine writes header and data from where they lie: the
+			// data is not copied at all.
+			var hdr [maxHeaderLen]byte
+			h := hdr[:blockHeaderLen(uint32(len(part)))]
+			encodeHeader(h, id, i, part)
+			if err := pp.PutParts(ctx, key, h, part); err != nil {
+				return fmt.Errorf("data: write block %s: %w", key, err)
+			}
+			return nil
+		}
 		buf := getBuffer(blockHeaderLen(uint32(len(part))) + len(part))
 		obj := encodeBlock(*buf, id, i, part)
 		if err := b.store.Put(ctx, key, obj); err != nil {

@@ -212,6 +212,7 @@ func (g *Gateway) Serve(ctx context.Context, ready func([]Service)) error {
 	if cfg.Admin.Enabled {
 		l, err := net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
+			g.Close(context.Background())
 			return listenError("the admin API", "admin.listen", cfg.Admin.Listen, err)
 		}
 		srv := admin.New(admin.Config{Health: g.health, Gatherer: g.reg, Cache: g.fs, Logger: g.log})

@@ -18,10 +18,11 @@
 //	'M' ino chunk(4)                   chunk map: the slices of one 64 MiB chunk
 //	'X' ino name                       extended attribute
 //	'R' slice                          slice reference count and size
+//	'G' uniq(8)                        slice references to drop (release list)
 //	'Z' due(8) slice                   slice whose blocks may be deleted after due
 //	'O' ino                            unlinked inode whose data is still to purge
-//	'Q' kind id(4)                     quota usage base record
-//	'Q' kind id(4) uniq(8)             quota usage delta (folded into the base later)
+//	'Q' kind id(4)                     quota state: grace-clock stamps
+//	'Q' kind id(4) shard(1)            quota usage counter shard
 //	'L' kind id(4)                     per-id quota limits override
 //	'U' name                           user record
 //	'A' access-key                     S3 access key -> user name
@@ -38,10 +39,14 @@
 //     written blind by entry changes: concurrent creates in one directory do
 //     not conflict on it. rmdir reads 'T', so that it conflicts with any
 //     concurrent entry change in the directory it removes.
-//   - Quota usage changes are blind-written deltas under the id's prefix, so
-//     that concurrent writers of one user do not conflict; the sum of the base
-//     and its deltas is the usage.
-//   - A slice's reference count counts the chunk maps that reference it. When
+//   - Quota usage is spread over UsageShards counter records per id; a change
+//     updates one shard picked at random, so that concurrent writers of one
+//     user rarely conflict. The usage is the sum of the shards.
+//   - A slice's reference count counts the chunk maps and release lists that
+//     reference it. A change that drops many references at once (truncate,
+//     purge, compaction) writes one release list in its transaction; the
+//     counts are decremented from it later, a bounded batch per transaction.
+//     When
 //     it reaches zero the slice moves to 'Z' with a due time; its blocks are
 //     deleted only after that, so that a read that resolved the old chunk map
 //     can still fetch them.

@@ -17,6 +17,7 @@ const (
 	tagSliceRef  = 'R'
 	tagDelete    = 'Z'
 	tagOrphan    = 'O'
+	tagRelease   = 'G'
 	tagUsage     = 'Q'
 	tagLimits    = 'L'
 	tagUser      = 'U'
@@ -139,25 +140,28 @@ func quotaKey(tag byte, kind QuotaKind, id uint32) []byte {
 	return k
 }
 
-// UsageKey is the base usage record of a user or group; its deltas follow it
-// under the same prefix.
+// UsageKey is the state record of a user or group: its grace-clock stamps.
+// Its usage counters follow it under the same prefix, in UsageShards shards.
 func UsageKey(kind QuotaKind, id uint32) []byte { return quotaKey(tagUsage, kind, id) }
 
-// UsageDeltaKey is one usage delta, unique by uniq.
-func UsageDeltaKey(kind QuotaKind, id uint32, uniq uint64) []byte {
-	k := quotaKey(tagUsage, kind, id)
-	return binary.BigEndian.AppendUint64(k, uniq)
+// UsageShards is the number of counter records one id's usage is spread
+// over, so that concurrent writers of one user rarely touch the same key.
+const UsageShards = 64
+
+// UsageShardKey is one usage counter shard of a user or group.
+func UsageShardKey(kind QuotaKind, id uint32, shard uint8) []byte {
+	return append(quotaKey(tagUsage, kind, id), shard)
 }
 
 // UsagePrefix covers every usage record of every id.
 func UsagePrefix() []byte { return []byte{tagUsage} }
 
-// ParseUsageKey splits a usage key; delta is true for a delta record.
-func ParseUsageKey(k []byte) (kind QuotaKind, id uint32, delta bool, ok bool) {
-	if len(k) != 6 && len(k) != 14 || k[0] != tagUsage {
+// ParseUsageKey splits a usage key; shard is true for a counter shard.
+func ParseUsageKey(k []byte) (kind QuotaKind, id uint32, shard bool, ok bool) {
+	if len(k) != 6 && len(k) != 7 || k[0] != tagUsage {
 		return 0, 0, false, false
 	}
-	return QuotaKind(k[1]), binary.BigEndian.Uint32(k[2:6]), len(k) == 14, true
+	return QuotaKind(k[1]), binary.BigEndian.Uint32(k[2:6]), len(k) == 7, true
 }
 
 // LimitsKey is the limits override of a user or group.
@@ -177,3 +181,9 @@ func AccessKeyKey(accessKey string) []byte { return append([]byte{tagAccessKey},
 
 // CookieOf returns the cookie of a readdir index key.
 func CookieOf(key []byte) uint64 { return binary.BigEndian.Uint64(key[9:17]) }
+
+// ReleaseKey is a list of slice references to drop, unique by uniq.
+func ReleaseKey(uniq uint64) []byte { return key64(tagRelease, uniq) }
+
+// ReleasePrefix covers every release list.
+func ReleasePrefix() []byte { return []byte{tagRelease} }

@@ -147,7 +147,7 @@ func DecodeSliceRef(b []byte) (SliceRef, error) {
 	return SliceRef{Refs: binary.BigEndian.Uint32(b), Size: binary.BigEndian.Uint32(b[4:])}, nil
 }
 
-// UsageDelta is one change of a quota usage.
+// UsageDelta is a quota usage counter, or one change of it.
 type UsageDelta struct {
 	Bytes, Inodes int64
 }
@@ -224,4 +224,48 @@ func DecodeCookieEntry(b []byte) (CookieEntry, error) {
 		return CookieEntry{}, corrupt("readdir entry", b)
 	}
 	return CookieEntry{Ino: binary.BigEndian.Uint64(b), Type: b[8], Name: string(b[9:])}, nil
+}
+
+// Release is a list of slice references to drop; Due is the earliest time
+// (unix seconds) at which a slice whose count reaches zero may be deleted.
+type Release struct {
+	Due int64
+	IDs []uint64
+}
+
+// AppendRelease encodes r after dst.
+func AppendRelease(dst []byte, r Release) []byte {
+	dst = binary.AppendVarint(dst, r.Due)
+	dst = binary.AppendUvarint(dst, uint64(len(r.IDs)))
+	for _, id := range r.IDs {
+		dst = binary.AppendUvarint(dst, id)
+	}
+	return dst
+}
+
+// DecodeRelease decodes what AppendRelease wrote.
+func DecodeRelease(b []byte) (Release, error) {
+	due, n := binary.Varint(b)
+	if n <= 0 {
+		return Release{}, corrupt("release list", b)
+	}
+	b = b[n:]
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)) {
+		return Release{}, corrupt("release list", b)
+	}
+	b = b[n:]
+	r := Release{Due: due, IDs: make([]uint64, 0, count)}
+	for i := uint64(0); i < count; i++ {
+		id, n := binary.Uvarint(b)
+		if n <= 0 {
+			return Release{}, corrupt("release list", b)
+		}
+		r.IDs = append(r.IDs, id)
+		b = b[n:]
+	}
+	if len(b) != 0 {
+		return Release{}, corrupt("release list", b)
+	}
+	return r, nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
+	"github.com/claudefs/cfs-gateway/internal/core/lock"
 	"github.com/claudefs/cfs-gateway/internal/core/quota"
 	"github.com/claudefs/cfs-gateway/internal/data"
 )
@@ -82,6 +83,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Users", testUsers},
 		{"FsckAndGC", testFsckAndGC},
+		{"LeaseBreaks", testLeaseBreaks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -1069,5 +1071,56 @@ func testFsckAndGC(t *testing.T, open Opener) {
 		if f.Size != uint64(10000*(i+1)) || len(read(t, fs, alice, f.Ino, 0, int(f.Size))) != int(f.Size) {
 			t.Fatalf("file f%d damaged by gc", i)
 		}
+	}
+}
+
+// testLeaseBreaks checks that an access through the core breaks the leases
+// other holders have on the file, and not the caller's own.
+func testLeaseBreaks(t *testing.T, open Opener) {
+	fs := open(t, core.Options{})
+	ctx := context.Background()
+	d := publicDir(t, fs, "d")
+	f := create(t, fs, root, d, "leased", 0o666)
+	holder := lock.LeaseKey{Client: "smb:client-a", Key: "lease-1"}
+	breaks := make(chan lock.LeaseBreak, 4)
+	got, err := fs.Locks().Grant(lock.FileID(f.Ino), lock.LeaseRequest{
+		Key:   holder,
+		State: lock.LeaseRead | lock.LeaseWrite | lock.LeaseHandle,
+		OnBreak: func(b lock.LeaseBreak) {
+			breaks <- b
+			fs.Locks().Acknowledge(b.File, b.Key, b.To)
+		},
+	})
+	is(t, err, nil)
+	if got == 0 {
+		t.Fatal("no lease granted")
+	}
+	// The holder's own write does not break its lease.
+	own := *root
+	own.Lease = holder
+	write(t, fs, &own, f.Ino, 0, []byte("mine"), core.FileSync)
+	select {
+	case b := <-breaks:
+		t.Fatalf("the holder's own write broke its lease: %+v", b)
+	default:
+	}
+	// Another holder's write breaks it before it proceeds.
+	write(t, fs, alice, f.Ino, 0, []byte("other"), core.FileSync)
+	select {
+	case b := <-breaks:
+		if b.To&lock.LeaseWrite != 0 {
+			t.Fatalf("write lease kept after another holder wrote: %+v", b)
+		}
+	default:
+		t.Fatal("another holder's write did not break the lease")
+	}
+	info, ok := fs.Locks().Lease(lock.FileID(f.Ino), holder)
+	if ok && info.State&lock.LeaseWrite != 0 {
+		t.Fatalf("lease after the break: %+v", info)
+	}
+	// Removing the file breaks the handle lease.
+	is(t, fs.Remove(ctx, alice, d, "leased"), nil)
+	if info, ok := fs.Locks().Lease(lock.FileID(f.Ino), holder); ok && info.State&lock.LeaseHandle != 0 {
+		t.Fatalf("handle lease kept after another holder removed the file: %+v", info)
 	}
 }

@@ -68,6 +68,22 @@ func conflicts(held, req *Lock) bool {
 	return true
 }
 
+// heldConflict returns the first held lock that conflicts with req. A lock
+// that overlaps req starts before req ends (zero-length ranges included), so
+// the scan of the sorted list stops there.
+func (fs *fileState) heldConflict(req *Lock) *Lock {
+	for i := range fs.locks {
+		h := &fs.locks[i]
+		if h.Start >= req.End {
+			break
+		}
+		if conflicts(h, req) {
+			return h
+		}
+	}
+	return nil
+}
+
 func (fs *fileState) holdsAny(o Owner) bool {
 	for i := range fs.locks {
 		if fs.locks[i].Owner == o {
@@ -81,10 +97,8 @@ func (fs *fileState) holdsAny(o Owner) bool {
 // first ahead queued requests when req's owner holds nothing on the file
 // (fairness; see the package comment).
 func (fs *fileState) blocker(req *Lock, ahead int) (Lock, bool, bool) {
-	for i := range fs.locks {
-		if conflicts(&fs.locks[i], req) {
-			return fs.locks[i], false, true
-		}
+	if h := fs.heldConflict(req); h != nil {
+		return *h, false, true
 	}
 	if ahead == 0 || fs.holdsAny(req.Owner) {
 		return Lock{}, false, false
@@ -388,10 +402,8 @@ func (m *Manager) Test(file FileID, l Lock) (Lock, bool, error) {
 	if fs == nil {
 		return Lock{}, false, nil
 	}
-	for i := range fs.locks {
-		if conflicts(&fs.locks[i], &l) {
-			return fs.locks[i], true, nil
-		}
+	if h := fs.heldConflict(&l); h != nil {
+		return *h, true, nil
 	}
 	return Lock{}, false, nil
 }
@@ -418,6 +430,9 @@ func (m *Manager) CheckIO(file FileID, owner Owner, off, length uint64, write bo
 	}
 	for i := range fs.locks {
 		h := &fs.locks[i]
+		if h.Start >= end {
+			break
+		}
 		if h.Flavor != Mandatory || !overlaps(h.Start, h.End, off, end) {
 			continue
 		}

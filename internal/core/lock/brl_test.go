@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -140,6 +141,9 @@ func TestConflictsBetweenOwners(t *testing.T) {
 				var ce *ConflictError
 				if !errors.As(err, &ce) || ce.Conflict != tt.held || ce.Queued || ce.File != file1 {
 					t.Fatalf("got %v, want conflict with %s", err, tt.held)
+				}
+				if msg := err.Error(); !strings.Contains(msg, "held "+tt.held.String()) {
+					t.Fatalf("message %q does not name the held lock", msg)
 				}
 			} else if err != nil {
 				t.Fatalf("got %v, want granted", err)

@@ -388,38 +388,42 @@ func (m *Manager) breakLeases(ctx context.Context, file FileID, breaker LeaseKey
 	drop := what.drop()
 	s := m.shard(file)
 	s.mu.Lock()
-	fs := s.files[file]
-	nothingToBreak := fs == nil || len(fs.leases) == 0
-	if drop == 0 || (nothingToBreak && !hold) {
+	if drop == 0 {
 		s.mu.Unlock()
 		if hold {
 			return func() {}, nil
 		}
 		return nil, nil
 	}
-	fs = s.file(file)
-	ab := &activeBreak{breaker: breaker, drop: drop}
-	fs.breaks = append(fs.breaks, ab)
-
+	fs := s.files[file]
 	type target struct {
 		l  *lease
 		to LeaseState
 	}
 	var targets []target
-	for _, l := range fs.leases {
-		if l.key == breaker {
+	if fs != nil {
+		for _, l := range fs.leases {
+			if l.key == breaker {
+				continue
+			}
+			if to := l.target(drop); to != l.state {
+				targets = append(targets, target{l, to})
+			}
+		}
+	}
+	if len(targets) == 0 && !hold {
+		s.mu.Unlock()
+		return nil, nil
+	}
+	fs = s.file(file)
+	ab := &activeBreak{breaker: breaker, drop: drop}
+	fs.breaks = append(fs.breaks, ab)
+	for _, t := range targets {
+		if t.l.breaking {
+			t.l.owed = normalize(t.l.owed & t.to)
 			continue
 		}
-		to := l.target(drop)
-		if to == l.state {
-			continue
-		}
-		targets = append(targets, target{l, to})
-		if l.breaking {
-			l.owed = normalize(l.owed & to)
-			continue
-		}
-		m.startBreak(file, l, to)
+		m.startBreak(file, t.l, t.to)
 	}
 	s.settle(file, fs)
 

@@ -160,17 +160,26 @@ func (s *shard) settle(id FileID, fs *fileState) {
 
 	now := s.scratch
 	clear(now)
+	// Entries of one client tend to come in runs; skipping repeats keeps a
+	// crowded file from costing a map write per lock.
+	last := ""
+	note := func(client string) {
+		if client != last {
+			now[client] = struct{}{}
+			last = client
+		}
+	}
 	for i := range fs.locks {
-		now[fs.locks[i].Owner.Client] = struct{}{}
+		note(fs.locks[i].Owner.Client)
 	}
 	for _, w := range fs.waiters {
-		now[w.lock.Owner.Client] = struct{}{}
+		note(w.lock.Owner.Client)
 	}
 	for _, sh := range fs.shares {
-		now[sh.owner.Client] = struct{}{}
+		note(sh.owner.Client)
 	}
 	for _, l := range fs.leases {
-		now[l.key.Client] = struct{}{}
+		note(l.key.Client)
 	}
 	for cl := range fs.clients {
 		if _, ok := now[cl]; !ok {

@@ -23,7 +23,8 @@ var ErrNotFound = errors.New("blob: object not found")
 
 // Store holds immutable objects.
 type Store interface {
-	// Put stores data under key durably.
+	// Put stores data under key durably. It must not retain data after it
+	// returns: callers reuse the buffer.
 	Put(ctx context.Context, key string, data []byte) error
 	// Get returns the whole object.
 	Get(ctx context.Context, key string) ([]byte, error)
@@ -49,4 +50,12 @@ type Lister interface {
 	// List calls fn for every object whose key starts with prefix, in no
 	// particular order, until fn returns false.
 	List(ctx context.Context, prefix string, fn func(Object) bool) error
+}
+
+// PartsPutter is implemented by engines that can store an object given in
+// parts (a header and the data it describes) without the caller joining
+// them into one buffer first. PutParts has Put's contract for the
+// concatenation of parts.
+type PartsPutter interface {
+	PutParts(ctx context.Context, key string, parts ...[]byte) error
 }

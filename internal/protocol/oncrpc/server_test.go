@@ -222,17 +222,21 @@ func TestOutstandingCap(t *testing.T) {
 	default:
 	}
 	// Freeing slots one by one lets the rest through.
-	for len(started) < calls {
-		ts.handler.release(started[0])
-		started = append(started[1:], <-ts.handler.entered)
+	running := started
+	for n := limit; n < calls; n++ {
+		ts.handler.release(running[0])
 		readReplyRecord(t, c)
+		running = append(running[1:], <-ts.handler.entered)
 	}
-	for _, xid := range started {
+	for _, xid := range running {
 		ts.handler.release(xid)
 		readReplyRecord(t, c)
 	}
-	if ts.handler.peak > limit {
-		t.Fatalf("%d calls ran at once, cap is %d", ts.handler.peak, limit)
+	ts.handler.mu.Lock()
+	peak := ts.handler.peak
+	ts.handler.mu.Unlock()
+	if peak > limit {
+		t.Fatalf("%d calls ran at once, cap is %d", peak, limit)
 	}
 }
 

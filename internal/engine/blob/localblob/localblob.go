@@ -170,6 +170,12 @@ func (s *Store) path(key string) string {
 
 // Put stores data under key durably (see the package comment).
 func (s *Store) Put(ctx context.Context, key string, data []byte) error {
+	return s.PutParts(ctx, key, data)
+}
+
+// PutParts stores the concatenation of parts under key durably, without
+// joining them in memory first (blob.PartsPutter).
+func (s *Store) PutParts(ctx context.Context, key string, parts ...[]byte) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
@@ -192,7 +198,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 		return fmt.Errorf("localblob: put %q: %w", key, err)
 	}
 	tmp := f.Name()
-	if err := writeSync(f, data); err != nil {
+	if err := writeSync(f, parts); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("localblob: put %q: writing %s: %w", key, tmp, err)
 	}
@@ -206,9 +212,14 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// writeSync writes data to f, flushes it to stable storage and closes f.
-func writeSync(f *os.File, data []byte) error {
-	_, err := f.Write(data)
+// writeSync writes parts to f, flushes them to stable storage and closes f.
+func writeSync(f *os.File, parts [][]byte) error {
+	var err error
+	for _, p := range parts {
+		if _, err = f.Write(p); err != nil {
+			break
+		}
+	}
 	if err == nil {
 		err = fdatasync(f)
 	}

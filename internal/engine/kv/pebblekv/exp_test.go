@@ -1,18 +1,29 @@
 package pebblekv
 
 import (
-	"fmt"
 	"testing"
 
+	"github.com/claudefs/cfs-gateway/internal/engine/kv"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv/kvtest"
 )
 
 func BenchmarkExp(b *testing.B) {
-	for _, mt := range []uint64{8 << 20, 16 << 20, 32 << 20, 64 << 20} {
-		b.Run(fmt.Sprintf("mt=%dMiB", mt>>20), func(b *testing.B) {
-			s := openTemp(b, Options{MemTableSize: mt})
+	for _, mode := range []string{"pebble", "group", "groupyield"} {
+		b.Run(mode, func(b *testing.B) {
+			useGroupSyncer = mode != "pebble"
+			syncerYield = mode == "groupyield"
+			s := openTemp(b, Options{})
 			defer s.Close()
 			kvtest.BenchUpdateSmall(b, s, 16)
+			if s.gs != nil {
+				b.ReportMetric(float64(s.commits.Load())/float64(s.gs.rounds.Load()), "txn/sync")
+			}
 		})
 	}
+}
+
+func TestConformanceGroup(t *testing.T) {
+	useGroupSyncer = true
+	defer func() { useGroupSyncer = false }()
+	kvtest.Run(t, func(t *testing.T) kv.Store { return openTemp(t, Options{}) })
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/debug"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -24,13 +26,14 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
-// Fatalf is called by Pebble when it cannot go on safely (a failed WAL write,
-// corruption). Pebble does not expect it to return; panicking keeps the
-// stack, and the message is logged first in case the panic is swallowed.
+// Fatalf is called by Pebble when it cannot go on safely (a failed WAL
+// write, corruption). Pebble does not expect it to return, and a panic could
+// be recovered by a server loop and leave the database in use in that state,
+// so the process exits, as Pebble's own default logger does, after logging
+// the message with the stack.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	l.log.Error(msg, "component", "pebble", "fatal", true)
-	panic("pebble: " + msg)
+	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true, "stack", string(debug.Stack()))
+	os.Exit(1)
 }
 
 // eventListener logs every Pebble event at debug, and the ones an operator

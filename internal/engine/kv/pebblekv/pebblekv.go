@@ -138,6 +138,8 @@ type Store struct {
 	// transactions start from it.
 	visibleSeq atomic.Uint64
 
+	gs *groupSyncer
+
 	commits   atomic.Uint64
 	reruns    atomic.Uint64
 	exhausted atomic.Uint64
@@ -197,6 +199,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		slotMask:   uint64(opts.ConflictSlots - 1),
 		slots:      make([]uint64, opts.ConflictSlots),
 	}
+	if useGroupSyncer {
+		s.gs = newGroupSyncer(db)
+	}
 	s.log.Debug("pebblekv: opened", "dir", dir, "cache_bytes", opts.CacheSize,
 		"memtable_bytes", opts.MemTableSize, "conflict_slots", opts.ConflictSlots)
 	return s, nil
@@ -222,6 +227,9 @@ func (s *Store) Close() error {
 		return kv.ErrClosed
 	}
 	s.closed = true
+	if s.gs != nil {
+		s.gs.close()
+	}
 	err := s.db.Close()
 	if lerr := s.lock.Close(); err == nil {
 		err = lerr
@@ -304,42 +312,61 @@ func (s *Store) attempt(fn func(tx kv.Txn) error) error {
 
 var syncWrite = &pebble.WriteOptions{Sync: true}
 
-// commit validates t and applies it. See the package comment for why the
-// order of the steps matters.
+// commit validates t, applies it and waits until it is durable. See the
+// package comment for why the order of the steps matters.
 func (s *Store) commit(t *txn) error {
+	applied, err := s.validateAndApply(t)
+	if err != nil || !applied {
+		return err
+	}
+	if useGroupSyncer {
+		err = s.gs.wait(t.seq)
+	} else {
+		err = t.batch.SyncWait()
+	}
+	if err != nil {
+		return fmt.Errorf("pebblekv: syncing WAL in %s (the transaction may or may not survive a crash): %w", s.dir, err)
+	}
+	s.commits.Add(1)
+	return nil
+}
+
+// validateAndApply runs the part of a commit that holds the commit mutex.
+// It reports whether a batch was handed to Pebble.
+func (s *Store) validateAndApply(t *txn) (bool, error) {
 	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	for _, i := range t.reads {
 		if s.slots[i] > t.start {
-			s.commitMu.Unlock()
-			return errConflict
+			return false, errConflict
 		}
 	}
 	for _, i := range t.writes {
 		if s.slots[i] > t.start {
-			s.commitMu.Unlock()
-			return errConflict
+			return false, errConflict
 		}
 	}
 	if t.batch.Empty() {
-		s.commitMu.Unlock()
-		return nil
+		return false, nil
 	}
 	seq := s.lastSeq + 1
 	s.lastSeq = seq
 	for _, i := range t.writes {
 		s.slots[i] = seq
 	}
-	err := s.db.ApplyNoSyncWait(t.batch, syncWrite)
+	var err error
+	if useGroupSyncer {
+		err = s.db.Apply(t.batch, pebble.NoSync)
+		t.seq = seq
+		s.gs.applied.Store(seq)
+	} else {
+		err = s.db.ApplyNoSyncWait(t.batch, syncWrite)
+	}
 	s.visibleSeq.Store(seq)
-	s.commitMu.Unlock()
 	if err != nil {
-		return fmt.Errorf("pebblekv: applying transaction in %s: %w", s.dir, err)
+		return false, fmt.Errorf("pebblekv: applying transaction in %s: %w", s.dir, err)
 	}
-	if err := t.batch.SyncWait(); err != nil {
-		return fmt.Errorf("pebblekv: syncing WAL in %s (the transaction may or may not survive a crash): %w", s.dir, err)
-	}
-	s.commits.Add(1)
-	return nil
+	return true, nil
 }
 
 // backoff sleeps a random, growing time so that transactions that keep
