@@ -3,10 +3,10 @@ package core_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"os"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
