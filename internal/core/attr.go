@@ -40,7 +40,7 @@ func getInode(ctx context.Context, r kv.Reader, ino Ino) (*meta.Inode, error) {
 	if err != nil {
 		return nil, err
 	}
-	if in.Nlink == 0 {
+	if in.Nlink == 0 && in.Flags&meta.InodeTemp == 0 {
 		return nil, syscall.ESTALE
 	}
 	return in, nil

@@ -217,6 +217,9 @@ func (fs *FS) PurgeOrphans(ctx context.Context, progress Progress) (int, error) 
 	n := 0
 	for _, o := range orphans {
 		ino := Ino(uint64FromKey(o.Key))
+		if !fs.purgeable(ino, o.Value) {
+			continue
+		}
 		if f := fs.lookupFile(ino); f != nil {
 			f.mu.Lock()
 			f.buf.Truncate(0)
@@ -247,6 +250,14 @@ func (fs *FS) purge(ctx context.Context, ino Ino) error {
 	for {
 		done := false
 		err := fs.store.Update(ctx, func(tx kv.Txn) error {
+			// Reading the orphan record makes a concurrent Publish, which
+			// deletes it, conflict with the purge.
+			if _, err := tx.Get(ctx, meta.OrphanKey(uint64(ino))); errors.Is(err, kv.ErrNotFound) {
+				done = true
+				return nil
+			} else if err != nil {
+				return err
+			}
 			n, err := fs.releaseChunks(ctx, tx, ino, 0, due)
 			if err != nil || n > 0 {
 				return err
@@ -269,11 +280,17 @@ func (fs *FS) purge(ctx context.Context, ino Ino) error {
 					return err
 				}
 				if in.Nlink > 0 {
-					// Linked again? Not possible for a purged inode, but
-					// never delete a linked one.
+					// Published meanwhile: never delete a linked inode.
 					tx.Delete(meta.OrphanKey(uint64(ino)))
 					done = true
 					return nil
+				}
+				if in.Flags&meta.InodeTemp != 0 {
+					// A temporary file was charged as it was written and
+					// never released by an unlink.
+					if err := fs.charge(ctx, tx, in.UID, in.GID, -int64(in.Size), -1, nil); err != nil {
+						return err
+					}
 				}
 				tx.Delete(meta.InodeKey(uint64(ino)))
 			} else if !errors.Is(err, kv.ErrNotFound) {

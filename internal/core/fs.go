@@ -103,6 +103,8 @@ type FS struct {
 	quota   quota.Defaults
 	usage   usageCache
 
+	temps sync.Map // Ino -> struct{}: temporary files this process is writing
+
 	filesMu  sync.Mutex
 	files    map[Ino]*openFile
 	buffered atomic.Int64 // bytes in all write-back buffers

@@ -308,7 +308,7 @@ func (fs *FS) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) {
 	type who = usageID
 	want := map[who]quota.Usage{}
 	for ino, in := range inodes {
-		if in.Nlink == 0 && FileType(in.Type) != TypeDir {
+		if in.Nlink == 0 && FileType(in.Type) != TypeDir && in.Flags&meta.InodeTemp == 0 {
 			continue
 		}
 		if ino == RootIno {

@@ -721,3 +721,57 @@ func (fs *FS) breakEntry(ctx context.Context, id *Identity, dir Ino, name string
 	}
 	return fs.breakLeases(ctx, id, child, lock.AccessHandle)
 }
+
+// ReadDirNames lists directory dir in byte order of entry names, starting
+// after name after ("" for the start), at most limit entries; more says
+// whether entries remain. It is the listing S3 needs: keys in byte order,
+// resumable from any key on any gateway.
+func (fs *FS) ReadDirNames(ctx context.Context, id *Identity, dir Ino, after string, limit int, plus bool) (entries []DirEntry, more bool, err error) {
+	da, err := fs.attr(ctx, dir)
+	if err != nil {
+		return nil, false, wrap("readdir", dir, err)
+	}
+	if da.Type != TypeDir {
+		return nil, false, wrap("readdir", dir, syscall.ENOTDIR)
+	}
+	if !allowed(id, attrInode(&da), permRead) {
+		return nil, false, wrap("readdir", dir, syscall.EACCES)
+	}
+	if limit <= 0 {
+		limit = 1000
+	}
+	prefix := meta.DentryPrefix(uint64(dir))
+	start := prefix
+	if after != "" {
+		start = append(meta.DentryKey(uint64(dir), after), 0)
+	}
+	var pairs []kv.Pair
+	err = fs.store.View(ctx, func(r kv.Reader) error {
+		var err error
+		pairs, err = r.Scan(ctx, start, kv.PrefixEnd(prefix), limit+1, false)
+		return err
+	})
+	if err != nil {
+		return nil, false, wrap("readdir", dir, err)
+	}
+	if more = len(pairs) > limit; more {
+		pairs = pairs[:limit]
+	}
+	entries = make([]DirEntry, 0, len(pairs))
+	for _, p := range pairs {
+		d, err := meta.DecodeDentry(p.Value)
+		if err != nil {
+			return nil, false, wrap("readdir", dir, err)
+		}
+		e := DirEntry{Name: string(p.Key[len(prefix):]), Ino: Ino(d.Ino), Type: FileType(d.Type), Cookie: d.Cookie}
+		if plus {
+			a, err := fs.attr(ctx, e.Ino)
+			if err != nil {
+				continue // removed since the scan
+			}
+			e.Attr = &a
+		}
+		entries = append(entries, e)
+	}
+	return entries, more, nil
+}

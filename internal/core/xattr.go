@@ -16,6 +16,12 @@ const (
 	MaxXattrValueLen = 64 << 10
 )
 
+// ProtocolXattrPrefix starts the names of attributes that protocols keep
+// about a file (S3 object metadata and tags, SMB streams and attributes):
+// readable with read permission, writable with write permission, and not
+// listed to clients by ListXattr.
+const ProtocolXattrPrefix = "cfs."
+
 // XattrFlag says whether SetXattr may create, replace, or both.
 type XattrFlag uint8
 
@@ -41,6 +47,11 @@ func xattrAccess(id *Identity, in *meta.Inode, name string, write bool) error {
 			if t == TypeDir && in.Mode&ModeSticky != 0 && id.UID != 0 && id.UID != in.UID {
 				return syscall.EPERM
 			}
+			return check(id, in, permWrite)
+		}
+		return check(id, in, permRead)
+	case strings.HasPrefix(name, ProtocolXattrPrefix):
+		if write {
 			return check(id, in, permWrite)
 		}
 		return check(id, in, permRead)
@@ -88,6 +99,9 @@ func (fs *FS) ListXattr(ctx context.Context, id *Identity, ino Ino) ([]string, e
 		}
 		for _, kvp := range pairs {
 			name := string(kvp.Key[len(p):])
+			if strings.HasPrefix(name, ProtocolXattrPrefix) {
+				continue
+			}
 			if strings.HasPrefix(name, "user.") || id.UID == 0 || xattrAccess(id, in, name, false) == nil {
 				names = append(names, name)
 			}
@@ -164,6 +178,88 @@ func (fs *FS) xattrUpdate(ctx context.Context, id *Identity, ino Ino, name strin
 		fs.cacheAttr(result)
 	}
 	return err
+}
+
+// GetXattrs returns every extended attribute of ino whose name starts with
+// prefix, in one read: what a protocol needs to answer for an object's
+// metadata at once.
+func (fs *FS) GetXattrs(ctx context.Context, id *Identity, ino Ino, prefix string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := fs.store.View(ctx, func(r kv.Reader) error {
+		in, err := getInode(ctx, r, ino)
+		if err != nil {
+			return err
+		}
+		if err := xattrAccess(id, in, prefix+"x", false); err != nil {
+			return err
+		}
+		p := meta.XattrKey(uint64(ino), prefix)
+		pairs, err := r.Scan(ctx, p, kv.PrefixEnd(p), 0, false)
+		if err != nil {
+			return err
+		}
+		base := len(meta.XattrPrefix(uint64(ino)))
+		for _, kvp := range pairs {
+			out[string(kvp.Key[base:])] = kvp.Value
+		}
+		return nil
+	})
+	return out, wrap("getxattrs", ino, err)
+}
+
+// UpdateXattrs sets and removes several extended attributes of ino in one
+// transaction.
+func (fs *FS) UpdateXattrs(ctx context.Context, id *Identity, ino Ino, set map[string][]byte, remove []string) error {
+	if len(set)+len(remove) > kv.MaxTxnOps-4 {
+		return wrap("setxattrs", ino, syscall.E2BIG)
+	}
+	for name, v := range set {
+		if len(v) > MaxXattrValueLen {
+			return wrap("setxattrs", ino, syscall.E2BIG)
+		}
+		if name == "" || len(name) > MaxXattrNameLen {
+			return wrap("setxattrs", ino, syscall.ERANGE)
+		}
+	}
+	var result Attr
+	err := fs.store.Update(ctx, func(tx kv.Txn) error {
+		in, err := getInode(ctx, tx, ino)
+		if err != nil {
+			return err
+		}
+		for name := range set {
+			if err := xattrAccess(id, in, name, true); err != nil {
+				return err
+			}
+		}
+		for _, name := range remove {
+			if err := xattrAccess(id, in, name, true); err != nil {
+				return err
+			}
+			tx.Delete(meta.XattrKey(uint64(ino), name))
+		}
+		for name, v := range set {
+			tx.Put(meta.XattrKey(uint64(ino), name), v)
+		}
+		now := fs.now().UnixNano()
+		in.Ctime = now
+		in.ChangeID++
+		tx.Put(meta.InodeKey(uint64(ino)), meta.AppendInode(nil, in))
+		if FileType(in.Type) == TypeDir {
+			if err := mergeDirTimes(ctx, tx, ino, in); err != nil {
+				return err
+			}
+			in.Ctime = now
+			in.ChangeID = uint64(now)
+			tx.Put(meta.DirTimesKey(uint64(ino)), meta.AppendDirTimes(nil, meta.DirTimes{Mtime: in.Mtime, Ctime: now, ChangeID: in.ChangeID}))
+		}
+		result = toAttr(ino, in)
+		return nil
+	})
+	if err == nil {
+		fs.cacheAttr(result)
+	}
+	return wrap("setxattrs", ino, err)
 }
 
 // capacity is implemented by blob engines that know their space.

@@ -37,12 +37,19 @@ type Inode struct {
 	// Verf is the exclusive-create verifier, kept until attributes are
 	// first set.
 	Verf uint64
+	// Flags are InodeTemp and the like.
+	Flags uint32
 	// Target is a symlink's target.
 	Target string
 }
 
+// InodeTemp marks a file created without a name (to be published under
+// one atomically, or purged if it never is): it is readable and writable
+// by its handle while its link count is zero.
+const InodeTemp = 1 << 0
+
 const inodeVersion = 1
-const inodeFixed = 2 + 4*4 + 8*11
+const inodeFixed = 2 + 5*4 + 8*11
 
 // AppendInode encodes in after dst.
 func AppendInode(dst []byte, in *Inode) []byte {
@@ -51,6 +58,7 @@ func AppendInode(dst []byte, in *Inode) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, in.Nlink)
 	dst = binary.BigEndian.AppendUint32(dst, in.UID)
 	dst = binary.BigEndian.AppendUint32(dst, in.GID)
+	dst = binary.BigEndian.AppendUint32(dst, in.Flags)
 	for _, v := range [...]uint64{in.Size, in.Rdev, uint64(in.Atime), uint64(in.Mtime), uint64(in.Ctime),
 		uint64(in.Btime), in.Gen, in.ChangeID, in.Parent, in.Verf} {
 		dst = binary.BigEndian.AppendUint64(dst, v)
@@ -68,7 +76,7 @@ func DecodeInode(b []byte) (*Inode, error) {
 	p := b[2:]
 	u32 := func() uint32 { v := binary.BigEndian.Uint32(p); p = p[4:]; return v }
 	u64 := func() uint64 { v := binary.BigEndian.Uint64(p); p = p[8:]; return v }
-	in.Mode, in.Nlink, in.UID, in.GID = u32(), u32(), u32(), u32()
+	in.Mode, in.Nlink, in.UID, in.GID, in.Flags = u32(), u32(), u32(), u32(), u32()
 	in.Size, in.Rdev = u64(), u64()
 	in.Atime, in.Mtime, in.Ctime, in.Btime = int64(u64()), int64(u64()), int64(u64()), int64(u64())
 	in.Gen, in.ChangeID, in.Parent, in.Verf = u64(), u64(), u64(), u64()

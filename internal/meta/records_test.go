@@ -19,10 +19,10 @@ func TestRecordRoundTrips(t *testing.T) {
 	}{
 		{"inode", func() []byte {
 			return AppendInode(nil, &Inode{Type: 2, Mode: 0o1777, Nlink: 3, UID: 1, GID: 2, Size: 1 << 40, Rdev: 5<<32 | 1,
-				Atime: -1, Mtime: 2, Ctime: 3, Btime: 4, Gen: 9, ChangeID: 10, Parent: 1, Verf: 77, Target: "a/b"})
+				Atime: -1, Mtime: 2, Ctime: 3, Btime: 4, Gen: 9, ChangeID: 10, Parent: 1, Verf: 77, Flags: 1, Target: "a/b"})
 		}, func(b []byte) (any, error) { return DecodeInode(b) },
 			&Inode{Type: 2, Mode: 0o1777, Nlink: 3, UID: 1, GID: 2, Size: 1 << 40, Rdev: 5<<32 | 1,
-				Atime: -1, Mtime: 2, Ctime: 3, Btime: 4, Gen: 9, ChangeID: 10, Parent: 1, Verf: 77, Target: "a/b"}, false},
+				Atime: -1, Mtime: 2, Ctime: 3, Btime: 4, Gen: 9, ChangeID: 10, Parent: 1, Verf: 77, Flags: 1, Target: "a/b"}, false},
 		{"dentry", func() []byte { return AppendDentry(nil, Dentry{Ino: 7, Type: 1, Cookie: 1 << 50}) },
 			func(b []byte) (any, error) { return DecodeDentry(b) }, Dentry{Ino: 7, Type: 1, Cookie: 1 << 50}, false},
 		{"dir times", func() []byte { return AppendDirTimes(nil, DirTimes{Mtime: 1, Ctime: -2, ChangeID: 3}) },

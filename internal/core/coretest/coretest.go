@@ -84,6 +84,9 @@ func Run(t *testing.T, open Opener) {
 		{"Users", testUsers},
 		{"FsckAndGC", testFsckAndGC},
 		{"LeaseBreaks", testLeaseBreaks},
+		{"TempPublish", testTempPublish},
+		{"ReadDirNames", testReadDirNames},
+		{"ProtocolXattrs", testProtocolXattrs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -1122,5 +1125,124 @@ func testLeaseBreaks(t *testing.T, open Opener) {
 	is(t, fs.Remove(ctx, alice, d, "leased"), nil)
 	if info, ok := fs.Locks().Lease(lock.FileID(f.Ino), holder); ok && info.State&lock.LeaseHandle != 0 {
 		t.Fatalf("handle lease kept after another holder removed the file: %+v", info)
+	}
+}
+
+func testTempPublish(t *testing.T, open Opener) {
+	fs := open(t, core.Options{NoBackground: true})
+	ctx := context.Background()
+	d := publicDir(t, fs, "bucket")
+	old := create(t, fs, alice, d, "key", 0o644)
+	write(t, fs, alice, old.Ino, 0, []byte("old object"), core.FileSync)
+
+	tmp, err := fs.CreateTemp(ctx, alice, d, 0o644)
+	is(t, err, nil)
+	write(t, fs, alice, tmp.Ino, 0, []byte("new object, longer"), core.Unstable)
+	// Until published, the name still reaches the old file and listings
+	// do not show the temporary one.
+	if got := names(t, fs, d); fmt.Sprint(got) != "[key]" {
+		t.Fatalf("entries while uploading: %v", got)
+	}
+	if got := read(t, fs, alice, old.Ino, 0, 100); string(got) != "old object" {
+		t.Fatalf("old object reads %q", got)
+	}
+	pub, err := fs.Publish(ctx, alice, tmp.Ino, d, "key")
+	is(t, err, nil)
+	if pub.Ino != tmp.Ino || pub.Nlink != 1 {
+		t.Fatalf("published attrs %+v", pub)
+	}
+	l, err := fs.Lookup(ctx, alice, d, "key")
+	is(t, err, nil)
+	if l.Ino != tmp.Ino || string(read(t, fs, alice, l.Ino, 0, 100)) != "new object, longer" {
+		t.Fatal("the name does not reach the published file")
+	}
+	_, err = fs.GetAttr(ctx, old.Ino)
+	is(t, err, syscall.ESTALE)
+	// Publishing twice, or over a directory, fails.
+	_, err = fs.Publish(ctx, alice, tmp.Ino, d, "again")
+	is(t, err, syscall.EINVAL)
+	mkdir(t, fs, alice, d, "sub", 0o755)
+	t2, err := fs.CreateTemp(ctx, alice, d, 0o644)
+	is(t, err, nil)
+	_, err = fs.Publish(ctx, alice, t2.Ino, d, "sub")
+	is(t, err, syscall.EISDIR)
+	// A discarded temporary file is purged with its quota.
+	write(t, fs, alice, t2.Ino, 0, make([]byte, 5000), core.FileSync)
+	is(t, fs.Discard(ctx, t2.Ino), nil)
+	if _, err := fs.GC(ctx, core.GCOptions{IgnoreDelay: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = fs.GetAttr(ctx, t2.Ino)
+	is(t, err, syscall.ESTALE)
+	rep, err := fs.Fsck(ctx, core.FsckOptions{})
+	is(t, err, nil)
+	if len(rep.Problems) > 0 || rep.UnreferencedBlocks > 0 {
+		t.Fatalf("fsck: %v, %d unreferenced blocks", rep.Problems, rep.UnreferencedBlocks)
+	}
+	// Other users cannot create temporary files where they cannot create.
+	home := mkdir(t, fs, root, core.RootIno, "home", 0o755)
+	_, err = fs.CreateTemp(ctx, alice, home.Ino, 0o644)
+	is(t, err, syscall.EACCES)
+}
+
+func testReadDirNames(t *testing.T, open Opener) {
+	fs := open(t, core.Options{})
+	ctx := context.Background()
+	d := publicDir(t, fs, "d")
+	want := []string{"a", "a-b", "a.c", "a0", "b", "z", "\xc3\xa9"}
+	for i := len(want) - 1; i >= 0; i-- {
+		create(t, fs, root, d, want[i], 0o644)
+	}
+	var got []string
+	after := ""
+	for {
+		es, more, err := fs.ReadDirNames(ctx, root, d, after, 2, true)
+		is(t, err, nil)
+		for _, e := range es {
+			if e.Attr == nil {
+				t.Fatal("no attributes")
+			}
+			got = append(got, e.Name)
+			after = e.Name
+		}
+		if !more {
+			break
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("names %q, want byte order %q", got, want)
+	}
+	es, more, err := fs.ReadDirNames(ctx, root, d, "a.c", 100, false)
+	is(t, err, nil)
+	if more || len(es) != 4 || es[0].Name != "a0" {
+		t.Fatalf("resumed after a.c: %v more=%v", es, more)
+	}
+}
+
+func testProtocolXattrs(t *testing.T, open Opener) {
+	fs := open(t, core.Options{})
+	ctx := context.Background()
+	d := publicDir(t, fs, "d")
+	f := create(t, fs, alice, d, "obj", 0o644)
+	is(t, fs.UpdateXattrs(ctx, alice, f.Ino, map[string][]byte{
+		"cfs.s3.etag": []byte("abc"), "cfs.s3.meta.color": []byte("blue"), "user.x": []byte("1"),
+	}, nil), nil)
+	got, err := fs.GetXattrs(ctx, carol, f.Ino, "cfs.s3.")
+	is(t, err, nil)
+	if len(got) != 2 || string(got["cfs.s3.etag"]) != "abc" || string(got["cfs.s3.meta.color"]) != "blue" {
+		t.Fatalf("protocol attributes %v", got)
+	}
+	// Protocol attributes are not listed to clients.
+	list, err := fs.ListXattr(ctx, alice, f.Ino)
+	is(t, err, nil)
+	if fmt.Sprint(list) != "[user.x]" {
+		t.Fatalf("listed %v", list)
+	}
+	// Writing them needs write permission.
+	is(t, fs.UpdateXattrs(ctx, carol, f.Ino, map[string][]byte{"cfs.s3.etag": []byte("x")}, nil), syscall.EACCES)
+	is(t, fs.UpdateXattrs(ctx, alice, f.Ino, nil, []string{"cfs.s3.meta.color"}), nil)
+	got, _ = fs.GetXattrs(ctx, alice, f.Ino, "cfs.s3.")
+	if len(got) != 1 {
+		t.Fatalf("after remove: %v", got)
 	}
 }
