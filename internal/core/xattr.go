@@ -213,8 +213,10 @@ func (fs *FS) UpdateXattrs(ctx context.Context, id *Identity, ino Ino, set map[s
 	if len(set)+len(remove) > kv.MaxTxnOps-4 {
 		return wrap("setxattrs", ino, syscall.E2BIG)
 	}
+	total := 0
 	for name, v := range set {
-		if len(v) > MaxXattrValueLen {
+		total += len(name) + len(v)
+		if len(v) > MaxXattrValueLen || total > kv.MaxTxnBytes/2 {
 			return wrap("setxattrs", ino, syscall.E2BIG)
 		}
 		if name == "" || len(name) > MaxXattrNameLen {

@@ -14,8 +14,9 @@
 //     that needs that reads a guard key with Get (the metadata layer uses the
 //     directory inode for this).
 //   - A committed Update is durable when Update returns nil.
-//   - Transactions are bounded (MaxTxnOps writes, MaxValueSize bytes a value)
-//     so that engines with small request limits, like etcd, can honour them.
+//   - Transactions are bounded (MaxTxnOps writes, MaxValueSize bytes a value,
+//     MaxTxnBytes in all) so that engines with small request limits, like
+//     etcd, can honour them.
 //
 // Nothing above this package may depend on an engine-specific feature.
 package kv
@@ -32,6 +33,9 @@ const (
 	MaxTxnOps = 128
 	// MaxValueSize is the largest value, in bytes.
 	MaxValueSize = 512 << 10
+	// MaxTxnBytes bounds the keys and values one transaction writes, in
+	// bytes, within etcd's default request limit.
+	MaxTxnBytes = 1 << 20
 )
 
 var (
@@ -72,7 +76,8 @@ type Reader interface {
 	Scan(ctx context.Context, start, end []byte, limit int, reverse bool) ([]Pair, error)
 }
 
-// Txn is a read-write transaction. Put and Delete are buffered until commit.
+// Txn is a read-write transaction. Put and Delete are buffered until commit;
+// they copy their arguments.
 type Txn interface {
 	Reader
 	Put(key, value []byte)

@@ -21,7 +21,6 @@ type txn struct {
 	// reads and writes are the conflict-table slots of the keys touched.
 	reads, writes []uint64
 	ops           int
-	seq           uint64
 	// err is the first limit violation; Put and Delete have no error result.
 	err error
 }
