@@ -87,6 +87,7 @@ func Run(t *testing.T, open Opener) {
 		{"TempPublish", testTempPublish},
 		{"ReadDirNames", testReadDirNames},
 		{"ProtocolXattrs", testProtocolXattrs},
+		{"CopyRange", testCopyRange},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -1245,4 +1246,51 @@ func testProtocolXattrs(t *testing.T, open Opener) {
 	if len(got) != 1 {
 		t.Fatalf("after remove: %v", got)
 	}
+}
+
+func testCopyRange(t *testing.T, open Opener) {
+	fs := open(t, core.Options{NoBackground: true, BlockDeleteDelay: time.Nanosecond})
+	ctx := context.Background()
+	d := publicDir(t, fs, "d")
+	src := create(t, fs, alice, d, "src", 0o644)
+	// Source data straddles a chunk boundary and has a hole.
+	at := uint64(data.ChunkSize - 100<<10)
+	a, b := randBytes(200<<10), randBytes(50<<10)
+	write(t, fs, alice, src.Ino, at, a, core.FileSync)
+	write(t, fs, alice, src.Ino, at+300<<10, b, core.Unstable) // buffered: copied too
+	want := append(append(append([]byte(nil), a...), make([]byte, 100<<10)...), b...)
+
+	dst, err := fs.CreateTemp(ctx, alice, d, 0o644)
+	is(t, err, nil)
+	write(t, fs, alice, dst.Ino, 0, []byte("head"), core.FileSync)
+	is(t, fs.CopyRange(ctx, alice, src.Ino, at, dst.Ino, 4, uint64(len(want))), nil)
+	is(t, fs.CopyRange(ctx, alice, src.Ino, at, dst.Ino, 4+uint64(len(want)), 1000), nil) // append again
+	full := append(append([]byte("head"), want...), want[:1000]...)
+	if got := read(t, fs, alice, dst.Ino, 0, len(full)+10); !bytes.Equal(got, full) {
+		t.Fatalf("copied %d bytes, mismatch (want %d)", len(got), len(full))
+	}
+	if _, err := fs.Publish(ctx, alice, dst.Ino, d, "dst"); err != nil {
+		t.Fatal(err)
+	}
+	// Changing or removing the source leaves the copy as it was.
+	write(t, fs, alice, src.Ino, at, make([]byte, 200<<10), core.FileSync)
+	is(t, fs.Remove(ctx, alice, d, "src"), nil)
+	if _, err := fs.GC(ctx, core.GCOptions{IgnoreDelay: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, fs, alice, dst.Ino, 0, len(full)+10); !bytes.Equal(got, full) {
+		t.Fatal("the copy changed when its source did")
+	}
+	rep, err := fs.Fsck(ctx, core.FsckOptions{})
+	is(t, err, nil)
+	if len(rep.Problems) > 0 || rep.UnreferencedBlocks > 0 {
+		t.Fatalf("fsck: %v, %d unreferenced blocks", rep.Problems, rep.UnreferencedBlocks)
+	}
+	// Permission and range checks.
+	other := create(t, fs, alice, d, "private", 0o600)
+	write(t, fs, alice, other.Ino, 0, []byte("secret"), core.FileSync)
+	mine := create(t, fs, carol, d, "mine", 0o644)
+	is(t, fs.CopyRange(ctx, carol, other.Ino, 0, mine.Ino, 0, 6), syscall.EACCES)
+	is(t, fs.CopyRange(ctx, alice, other.Ino, 0, other.Ino, 2, 3), syscall.EINVAL)
+	is(t, fs.CopyRange(ctx, alice, other.Ino, 0, dst.Ino, 0, 100), syscall.EINVAL)
 }
