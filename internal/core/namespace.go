@@ -183,14 +183,7 @@ func (fs *FS) makeNode(ctx context.Context, id *Identity, dir Ino, name string, 
 	err = fs.update(ctx, &events, func(tx kv.Txn) error {
 		created = false
 		now := fs.now().UnixNano()
-		dirIn, err := getDir(ctx, tx, dir)
-		if err != nil {
-			return err
-		}
-		if err := check(id, dirIn, permWrite|permExec); err != nil {
-			return err
-		}
-		d, exists, err := getDentry(ctx, tx, dir, name)
+		dirIn, d, exists, err := entryForChange(ctx, tx, id, dir, name)
 		if err != nil {
 			return err
 		}
@@ -246,6 +239,20 @@ func (fs *FS) makeNode(ctx context.Context, id *Identity, dir Ino, name string, 
 		fs.entries.Put(entryKey{dir, name}, result.Ino)
 	}
 	return result, created, nil
+}
+
+// entryForChange reads, inside tx, directory dir (which the caller must be
+// allowed to change) and its entry name, if present.
+func entryForChange(ctx context.Context, tx kv.Txn, id *Identity, dir Ino, name string) (*meta.Inode, meta.Dentry, bool, error) {
+	dirIn, err := getDir(ctx, tx, dir)
+	if err != nil {
+		return nil, meta.Dentry{}, false, err
+	}
+	if err := check(id, dirIn, permWrite|permExec); err != nil {
+		return nil, meta.Dentry{}, false, err
+	}
+	d, exists, err := getDentry(ctx, tx, dir, name)
+	return dirIn, d, exists, err
 }
 
 // Create makes a regular file name in dir with permission bits mode. It
@@ -439,14 +446,7 @@ func (fs *FS) removeEntry(ctx context.Context, op string, id *Identity, dir Ino,
 	var events chargeEvents
 	err := fs.update(ctx, &events, func(tx kv.Txn) error {
 		now := fs.now().UnixNano()
-		dirIn, err := getDir(ctx, tx, dir)
-		if err != nil {
-			return err
-		}
-		if err := check(id, dirIn, permWrite|permExec); err != nil {
-			return err
-		}
-		d, ok, err := getDentry(ctx, tx, dir, name)
+		dirIn, d, ok, err := entryForChange(ctx, tx, id, dir, name)
 		if err != nil {
 			return err
 		}

@@ -85,14 +85,7 @@ func (fs *FS) Publish(ctx context.Context, id *Identity, tmp, dir Ino, name stri
 		if in.Flags&meta.InodeTemp == 0 {
 			return syscall.EINVAL
 		}
-		dirIn, err := getDir(ctx, tx, dir)
-		if err != nil {
-			return err
-		}
-		if err := check(id, dirIn, permWrite|permExec); err != nil {
-			return err
-		}
-		d, exists, err := getDentry(ctx, tx, dir, name)
+		dirIn, d, exists, err := entryForChange(ctx, tx, id, dir, name)
 		if err != nil {
 			return err
 		}

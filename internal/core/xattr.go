@@ -159,17 +159,8 @@ func (fs *FS) xattrUpdate(ctx context.Context, id *Identity, ino Ino, name strin
 		if err := fn(tx, key, err == nil); err != nil {
 			return err
 		}
-		now := fs.now().UnixNano()
-		in.Ctime = now
-		in.ChangeID++
-		tx.Put(meta.InodeKey(uint64(ino)), meta.AppendInode(nil, in))
-		if FileType(in.Type) == TypeDir {
-			if err := mergeDirTimes(ctx, tx, ino, in); err != nil {
-				return err
-			}
-			in.Ctime = now
-			in.ChangeID = uint64(now)
-			tx.Put(meta.DirTimesKey(uint64(ino)), meta.AppendDirTimes(nil, meta.DirTimes{Mtime: in.Mtime, Ctime: now, ChangeID: in.ChangeID}))
+		if err := fs.changedCtime(ctx, tx, ino, in); err != nil {
+			return err
 		}
 		result = toAttr(ino, in)
 		return nil
@@ -178,6 +169,26 @@ func (fs *FS) xattrUpdate(ctx context.Context, id *Identity, ino Ino, name strin
 		fs.cacheAttr(result)
 	}
 	return err
+}
+
+// changedCtime records in tx that the attributes of ino (whose record is in)
+// changed now: a new ctime and change id, in the times record for a
+// directory.
+func (fs *FS) changedCtime(ctx context.Context, tx kv.Txn, ino Ino, in *meta.Inode) error {
+	now := fs.now().UnixNano()
+	in.Ctime = now
+	in.ChangeID++
+	tx.Put(meta.InodeKey(uint64(ino)), meta.AppendInode(nil, in))
+	if FileType(in.Type) != TypeDir {
+		return nil
+	}
+	if err := mergeDirTimes(ctx, tx, ino, in); err != nil {
+		return err
+	}
+	in.Ctime = now
+	in.ChangeID = uint64(now)
+	tx.Put(meta.DirTimesKey(uint64(ino)), meta.AppendDirTimes(nil, meta.DirTimes{Mtime: in.Mtime, Ctime: now, ChangeID: in.ChangeID}))
+	return nil
 }
 
 // GetXattrs returns every extended attribute of ino whose name starts with
@@ -243,17 +254,8 @@ func (fs *FS) UpdateXattrs(ctx context.Context, id *Identity, ino Ino, set map[s
 		for name, v := range set {
 			tx.Put(meta.XattrKey(uint64(ino), name), v)
 		}
-		now := fs.now().UnixNano()
-		in.Ctime = now
-		in.ChangeID++
-		tx.Put(meta.InodeKey(uint64(ino)), meta.AppendInode(nil, in))
-		if FileType(in.Type) == TypeDir {
-			if err := mergeDirTimes(ctx, tx, ino, in); err != nil {
-				return err
-			}
-			in.Ctime = now
-			in.ChangeID = uint64(now)
-			tx.Put(meta.DirTimesKey(uint64(ino)), meta.AppendDirTimes(nil, meta.DirTimes{Mtime: in.Mtime, Ctime: now, ChangeID: in.ChangeID}))
+		if err := fs.changedCtime(ctx, tx, ino, in); err != nil {
+			return err
 		}
 		result = toAttr(ino, in)
 		return nil
