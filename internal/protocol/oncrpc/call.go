@@ -15,8 +15,9 @@ type Call struct {
 	Vers uint32
 	Proc uint32
 
-	// Cred and Verf are the credential and verifier as sent. Sys is the
-	// decoded credential when Cred.Flavor is AuthSys, nil otherwise.
+	// Cred and Verf are the credential and verifier as sent; their
+	// bodies share the lifetime of Args. Sys is the decoded credential
+	// when Cred.Flavor is AuthSys, nil otherwise.
 	Cred OpaqueAuth
 	Verf OpaqueAuth
 	Sys  *SysCredential

@@ -117,27 +117,30 @@ func (c *conn) readLoop() error {
 			readerPool.Put(br)
 			br = nil
 		}
+		var n int
 		var err error
+		c.setReadDeadline(s.cfg.IdleTimeout)
+		if c.stop.Load() {
+			return nil
+		}
 		if br == nil {
 			// Idle: wait for the next record holding no buffer at all.
-			c.setReadDeadline(s.cfg.IdleTimeout)
-			if c.stop.Load() {
-				return nil
-			}
-			_, err = io.ReadFull(c.nc, mark[:])
+			n, err = io.ReadFull(c.nc, mark[:])
 			if err == nil {
 				br = readerPool.Get().(*bufio.Reader)
 				br.Reset(c.nc)
 			}
 		} else {
-			c.setReadDeadline(s.cfg.IdleTimeout)
-			if c.stop.Load() {
-				return nil
-			}
-			_, err = io.ReadFull(br, mark[:])
+			n, err = io.ReadFull(br, mark[:])
 		}
 		if err != nil {
-			if err == io.EOF || c.stop.Load() || s.cfg.IdleTimeout > 0 && isTimeout(err) {
+			switch {
+			case err == io.EOF || c.stop.Load():
+				return nil
+			case s.cfg.IdleTimeout > 0 && n == 0 && isTimeout(err):
+				if len(c.slots) > 0 {
+					continue // not idle: calls are still being served
+				}
 				return nil
 			}
 			return unexpectedEOF(err)

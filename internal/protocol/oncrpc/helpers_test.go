@@ -60,8 +60,8 @@ func (failingResults) WriteTo(io.Writer) (int64, error) {
 // testHandler implements the test program.
 type testHandler struct {
 	mu       sync.Mutex
-	removes  int            // executions of procCountRemove
-	entered  chan uint32    // procBlock: the xid of each call that started
+	removes  int         // executions of procCountRemove
+	entered  chan uint32 // procBlock: the xid of each call that started
 	releases map[uint32]chan struct{}
 	running  int
 	peak     int // most procBlock calls running at once

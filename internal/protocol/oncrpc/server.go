@@ -487,9 +487,7 @@ func (s *Server) handlerReply(p *program, call *Call, results io.WriterTo, herr 
 		}
 	}
 	w := newReplyWriter()
-	if err := encodeAccepted(w, call.XID, Success, 0, 0); err != nil {
-		panic(fmt.Sprintf("oncrpc: encoding a fixed reply header failed: %v", err))
-	}
+	w.b = appendSuccessHeader(w.b, call.XID)
 	if results != nil {
 		if _, err := results.WriteTo(w); err != nil {
 			// The handler built results that cannot be encoded (a string

@@ -120,7 +120,7 @@ func TestHandlerAskingForNoReply(t *testing.T) {
 func TestRecordsThatAreNotCallsAreIgnored(t *testing.T) {
 	ts := startServer(t, Config{})
 	c := dialRaw(t, ts.addr)
-	sendRecord(t, c, nil)                                 // empty record
+	sendRecord(t, c, nil)                                  // empty record
 	sendRecord(t, c, []byte{0, 0, 0, 9, 0, 0, 0, 1, 0xff}) // a "reply"
 	if xid, err, _ := roundTrip(t, c, rawCall(3, 2, testProg, 1, procNull, noAuth, noAuth, nil)); xid != 3 || err != nil {
 		t.Fatalf("reply = xid %d, err %v; want xid 3 SUCCESS", xid, err)
@@ -536,6 +536,23 @@ func TestIdleTimeoutClosesIdleConnections(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(testTimeout))
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read on an idle connection: %v, want EOF once the server closes it", err)
+	}
+}
+
+func TestIdleTimeoutSparesConnectionsWithCallsInFlight(t *testing.T) {
+	ts := startServer(t, Config{IdleTimeout: 30 * time.Millisecond})
+	c := dialRaw(t, ts.addr)
+	sendRecord(t, c, rawCall(1, 2, testProg, 1, procBlock, noAuth, noAuth, nil))
+	<-ts.handler.entered
+	time.Sleep(150 * time.Millisecond) // several idle periods pass
+	// The connection is still read: a new call is answered while the
+	// first is in flight, and the first one's reply follows.
+	if xid, err, _ := roundTrip(t, c, rawCall(2, 2, testProg, 1, procNull, noAuth, noAuth, nil)); xid != 2 || err != nil {
+		t.Fatalf("call after the idle period = xid %d, err %v", xid, err)
+	}
+	ts.handler.release(1)
+	if xid, err, _ := parseReply(t, readReplyRecord(t, c)); xid != 1 || err != nil {
+		t.Fatalf("reply of the long call = xid %d, err %v", xid, err)
 	}
 }
 
