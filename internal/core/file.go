@@ -177,7 +177,7 @@ func (fs *FS) Write(ctx context.Context, id *Identity, ino Ino, off uint64, p []
 // starts: large enough for large slices, small enough that the writer rarely
 // waits for the full buffer.
 func (fs *FS) flushAhead() int64 {
-	return min(fs.opts.FileBufferBytes/4, 16<<20)
+	return min(fs.opts.FileBufferBytes/2, 32<<20)
 }
 
 // flushAsync starts a background flusher of f unless one is running. It

@@ -110,7 +110,7 @@ func (f *FileBuffer) writeInChunk(off uint64, p []byte) {
 // doubling would copy and clear it several times over.
 const (
 	streamThreshold = 1 << 20
-	streamGrowth    = 16 << 20
+	streamGrowth    = 32 << 20
 )
 
 // growTo returns b lengthened to n bytes, reallocating with doubling
