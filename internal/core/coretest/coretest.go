@@ -6,6 +6,8 @@ package coretest
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -926,9 +928,39 @@ func testQuotaHard(t *testing.T, open Opener) {
 	create(t, fs, alice, d, "more", 0o644)
 }
 
+// warnings counts the warnings logged through a slog handler.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) Enabled(context.Context, slog.Level) bool { return true }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		w.mu.Lock()
+		w.msgs = append(w.msgs, r.Message)
+		w.mu.Unlock()
+	}
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+func (w *warnings) count(substr string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, m := range w.msgs {
+		if strings.Contains(m, substr) {
+			n++
+		}
+	}
+	return n
+}
+
 func testQuotaSoftAndGrace(t *testing.T, open Opener) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	fs := open(t, core.Options{Now: c.now, Quota: quota.Defaults{
+	logged := &warnings{}
+	fs := open(t, core.Options{Now: c.now, Logger: slog.New(logged), Quota: quota.Defaults{
 		User:  quota.Limits{InodesSoft: 3, InodesHard: 10},
 		Grace: time.Hour,
 	}})
@@ -941,6 +973,11 @@ func testQuotaSoftAndGrace(t *testing.T, open Opener) {
 	is(t, err, nil)
 	if e.Usage.InodesSoftSince == 0 {
 		t.Fatalf("grace clock not started: %+v", e)
+	}
+	// The soft limit was passed by the 4th create and the 5th went on past
+	// it: one warning for the crossing, not one per operation.
+	if n := logged.count("soft limit"); n != 1 {
+		t.Fatalf("%d soft-limit warnings logged, want 1", n)
 	}
 	c.advance(2 * time.Hour)
 	_, _, err = fs.Create(ctx, alice, d, "late", 0o644, core.CreateGuarded, 0)
