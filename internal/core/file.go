@@ -197,7 +197,8 @@ func (fs *FS) flushAsync(ino Ino, f *openFile) {
 		for {
 			err := fs.flushFile(context.Background(), ino, f)
 			f.mu.Lock()
-			again := err == nil && int64(f.buf.Len()) >= fs.flushAhead()
+			// Keep the block store busy while the writer goes on.
+			again := err == nil && int64(f.buf.Len()) >= fs.flushAhead()/4
 			if !again {
 				f.flushing = false
 			}
