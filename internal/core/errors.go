@@ -8,6 +8,7 @@ import (
 
 	"github.com/claudefs/cfs-gateway/internal/core/quota"
 	"github.com/claudefs/cfs-gateway/internal/data"
+	"github.com/claudefs/cfs-gateway/internal/engine/blob"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv"
 	"github.com/claudefs/cfs-gateway/internal/meta"
 )
@@ -68,14 +69,19 @@ func wrap(op string, ino Ino, err error) error {
 		return err
 	}
 	var en syscall.Errno
-	var unavail *kv.Unavailable
+	var kvDown *kv.Unavailable
+	var blobDown *blob.Unavailable
 	switch {
+	// A backend failure is a retry answer whatever errno its cause
+	// carries (a refused connection is ECONNREFUSED underneath).
+	case errors.As(err, &kvDown), errors.As(err, &blobDown), errors.Is(err, kv.ErrConflict),
+		errors.Is(err, context.DeadlineExceeded):
+		if !errors.Is(err, ErrUnavailable) {
+			err = &errnoCause{ErrUnavailable, err}
+		}
 	case errors.As(err, &en), errors.Is(err, ErrNotSync), errors.Is(err, ErrBadCookie), errors.Is(err, ErrUnavailable):
 	case errors.Is(err, quota.ErrExceeded):
 		err = &errnoCause{syscall.EDQUOT, err}
-	case errors.As(err, &unavail), errors.Is(err, kv.ErrConflict),
-		errors.Is(err, context.DeadlineExceeded):
-		err = &errnoCause{ErrUnavailable, err}
 	case errors.Is(err, data.ErrChecksum), errors.Is(err, data.ErrMissingBlock), errors.Is(err, meta.ErrCorrupt):
 		err = &errnoCause{syscall.EIO, err}
 	case errors.Is(err, context.Canceled):

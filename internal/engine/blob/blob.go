@@ -21,6 +21,14 @@ import (
 // ErrNotFound is returned for a missing object.
 var ErrNotFound = errors.New("blob: object not found")
 
+// Unavailable wraps an engine error that is worth retrying later (the
+// object store unreachable, timing out or shedding load, or its circuit
+// breaker open). Protocols answer it with their retry status.
+type Unavailable struct{ Err error }
+
+func (e *Unavailable) Error() string { return "blob: backend unavailable: " + e.Err.Error() }
+func (e *Unavailable) Unwrap() error { return e.Err }
+
 // Store holds immutable objects.
 type Store interface {
 	// Put stores data under key durably. It must not retain data after it

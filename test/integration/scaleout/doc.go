@@ -1,0 +1,7 @@
+// Package scaleout holds the integration tests of a scale-out deployment:
+// the filesystem core over the etcd metadata engine and the S3 block
+// engine, against a real 3-member etcd cluster and a real S3 server on
+// loopback. They cover the core's semantics suite, the circuit breakers
+// through lost quorum and a stopped object store, and the leader of etcd
+// killed during concurrent creates. The package has no code of its own.
+package scaleout
