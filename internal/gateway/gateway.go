@@ -200,18 +200,39 @@ func (g *Gateway) Serve(ctx context.Context, ready func([]Service)) error {
 		g.health.Add(admin.Component{Name: "admin listener", Kind: admin.KindListener, Checker: listenerCheck(l.Addr().String())})
 		servers = append(servers, srv.Shutdown)
 	}
+	protocols := []struct {
+		name    string
+		enabled bool
+		start   func(*Gateway, *config.Config) ([]Service, func(context.Context) error, error)
+	}{
+		{"nfs", cfg.NFS.Enabled, startNFS},
+	}
+	for _, p := range protocols {
+		if !p.enabled {
+			continue
+		}
+		svcs, stop, err := p.start(g, cfg)
+		if err != nil {
+			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			for _, stop := range servers {
+				stop(shutdown)
+			}
+			cancel()
+			g.Close(context.Background())
+			return err
+		}
+		services = append(services, svcs...)
+		servers = append(servers, stop)
+	}
 	var pending []string
-	if cfg.NFS.Enabled {
-		pending = append(pending, "nfs")
+	if cfg.S3.Enabled {
+		pending = append(pending, "s3")
 	}
 	if cfg.NFS4.Enabled {
 		pending = append(pending, "nfs4")
 	}
 	if cfg.SMB.Enabled {
 		pending = append(pending, "smb")
-	}
-	if cfg.S3.Enabled {
-		pending = append(pending, "s3")
 	}
 	if len(pending) > 0 {
 		g.log.Warn("protocol front-ends enabled in the configuration are not part of this build yet; they are not served",
