@@ -250,14 +250,15 @@ func (fs *FS) breakLeases(ctx context.Context, id *Identity, ino Ino, kind lock.
 // MaxFileSize is the largest file size.
 const MaxFileSize = 1 << 50
 
-// checkGrowth refuses a write that would grow a file past its owner's quota.
+// checkGrowth refuses a write that would grow a file past its owner's
+// quota, against the cached usage (see usageCache).
 func (fs *FS) checkGrowth(ctx context.Context, a *Attr, grow uint64) error {
 	return fs.store.View(ctx, func(r kv.Reader) error {
 		for _, who := range [2]usageID{{meta.QuotaUser, a.UID}, {meta.QuotaGroup, a.GID}} {
 			if who.id == 0 {
 				continue
 			}
-			_, sum, err := readUsage(ctx, r, who)
+			sum, err := fs.cachedUsage(ctx, who)
 			if err != nil {
 				return err
 			}

@@ -206,6 +206,7 @@ func (g *Gateway) Serve(ctx context.Context, ready func([]Service)) error {
 		start   func(*Gateway, *config.Config) ([]Service, func(context.Context) error, error)
 	}{
 		{"nfs", cfg.NFS.Enabled, startNFS},
+		{"s3", cfg.S3.Enabled, startS3},
 	}
 	for _, p := range protocols {
 		if !p.enabled {
@@ -225,9 +226,6 @@ func (g *Gateway) Serve(ctx context.Context, ready func([]Service)) error {
 		servers = append(servers, stop)
 	}
 	var pending []string
-	if cfg.S3.Enabled {
-		pending = append(pending, "s3")
-	}
 	if cfg.NFS4.Enabled {
 		pending = append(pending, "nfs4")
 	}
