@@ -27,7 +27,9 @@ type authenticator interface {
 
 // newAuthenticator is the SigV4 verifier over the users table.
 func newAuthenticator(s *Server) *sigv4.Verifier {
-	return &sigv4.Verifier{Secrets: secretStore{s}, Region: s.cfg.Region, Now: s.cfg.Now}
+	// Signature V2 is deprecated but still signed by older tools; MinIO
+	// accepts it too.
+	return &sigv4.Verifier{Secrets: secretStore{s}, Region: s.cfg.Region, Now: s.cfg.Now, AllowSignatureV2: true}
 }
 
 // secretStore finds access keys' secrets in the users table.
