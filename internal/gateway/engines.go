@@ -20,12 +20,12 @@ import (
 // holds the embedded metadata store.
 var ErrInUse = pebblekv.ErrInUse
 
-// openStoreMetered opens the metadata engine that cfg names. The scale-out
+// openStore opens the metadata engine that cfg names. The scale-out
 // engine reports each etcd member's errors and breaker state to m
 // (gateway_backend_errors_total and gateway_circuit_breaker_state with
 // backend meta-1, meta-2, ...) and its rejections to
 // gateway_rejected_requests_total; m may be nil.
-func openStoreMetered(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (kv.Store, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (kv.Store, error) {
 	switch cfg.Metadata.Engine {
 	case config.MetadataPebble:
 		s, err := pebblekv.Open(cfg.PebblePath(), pebblekv.Options{Logger: log, CacheSize: cfg.Metadata.Pebble.CacheSizeBytes})
@@ -58,11 +58,11 @@ func openStoreMetered(ctx context.Context, cfg *config.Config, log *slog.Logger,
 	return nil, fmt.Errorf("metadata.engine %q is not an engine of this build; use pebble or etcd", cfg.Metadata.Engine)
 }
 
-// openBlobsMetered opens the block store that cfg names. The object store
+// openBlobs opens the block store that cfg names. The object store
 // engine reports its endpoint's errors and breaker state to m (backend
 // blob-1) and its rejections to gateway_rejected_requests_total; m may be
 // nil.
-func openBlobsMetered(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (blob.Store, error) {
+func openBlobs(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (blob.Store, error) {
 	switch cfg.Blob.Engine {
 	case config.BlobLocalEngine:
 		s, err := localblob.Open(cfg.BlobLocalPath(), localblob.Options{})

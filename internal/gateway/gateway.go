@@ -70,10 +70,10 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, erro
 		return nil, err
 	}
 	g.metrics = m
-	if g.store, err = openStoreMetered(ctx, cfg, opts.Logger, m); err != nil {
+	if g.store, err = openStore(ctx, cfg, opts.Logger, m); err != nil {
 		return nil, err
 	}
-	if g.blobs, err = openBlobsMetered(ctx, cfg, opts.Logger, m); err != nil {
+	if g.blobs, err = openBlobs(ctx, cfg, opts.Logger, m); err != nil {
 		g.store.Close()
 		return nil, err
 	}

@@ -24,6 +24,8 @@ package kv
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"time"
 )
 
 // Limits every engine accepts. The metadata layer keeps its transactions
@@ -107,4 +109,21 @@ func PrefixEnd(prefix []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// Backoff sleeps before attempt number attempt of a conflicting
+// transaction: a random time in the upper half of base<<attempt, at most
+// max, so that transactions colliding on a hot key spread out. It returns
+// early with ctx's error.
+func Backoff(ctx context.Context, attempt int, base, max time.Duration) error {
+	d := min(base<<min(attempt, 10), max)
+	d = d/2 + rand.N(d/2+1)
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
 	"github.com/claudefs/cfs-gateway/internal/protocol/s3/s3err"
+	"github.com/claudefs/cfs-gateway/internal/protocol/s3/sigv4"
 )
 
 // openFS opens a filesystem on the embedded engines under t.TempDir().
@@ -66,6 +67,11 @@ func (b *md5Body) Read(p []byte) (int, error) {
 }
 
 func (b *md5Body) Close() error { return b.r.Close() }
+
+// VerifyPost refuses: browser POST uploads are tested with the real verifier.
+func (testAuth) VerifyPost(context.Context, map[string]string) (string, *sigv4.PostPolicy, error) {
+	return "", nil, s3err.AccessDenied
+}
 
 func (testAuth) Verify(r *http.Request) (*verified, error) {
 	key := r.Header.Get("X-Test-Key")

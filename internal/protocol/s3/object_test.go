@@ -10,6 +10,7 @@ import (
 
 	"github.com/claudefs/cfs-gateway/internal/core"
 	"github.com/claudefs/cfs-gateway/internal/core/quota"
+	"github.com/claudefs/cfs-gateway/internal/protocol/s3/sigv4"
 )
 
 func TestBuckets(t *testing.T) {
@@ -409,3 +410,6 @@ func TestPanicIsInternalError(t *testing.T) {
 type panicAuth struct{}
 
 func (panicAuth) Verify(*http.Request) (*verified, error) { panic("boom") }
+func (panicAuth) VerifyPost(context.Context, map[string]string) (string, *sigv4.PostPolicy, error) {
+	panic("boom")
+}

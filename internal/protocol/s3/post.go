@@ -14,7 +14,6 @@ import (
 
 	"github.com/claudefs/cfs-gateway/internal/protocol/s3/s3err"
 	"github.com/claudefs/cfs-gateway/internal/protocol/s3/s3xml"
-	"github.com/claudefs/cfs-gateway/internal/protocol/s3/sigv4"
 )
 
 // Limits of a browser POST upload's form fields (S3 allows 20 KB of them).
@@ -111,11 +110,7 @@ func (q *request) postObject() error {
 	}
 	key = strings.ReplaceAll(key, "${filename}", filename)
 	q.key = key
-	verifier, ok := q.s.auth.(*sigv4.Verifier)
-	if !ok {
-		return s3err.NotImplemented.With("Browser POST uploads need the SigV4 authenticator.")
-	}
-	accessKey, policy, err := verifier.VerifyPost(q.ctx, form)
+	accessKey, policy, err := q.s.auth.VerifyPost(q.ctx, form)
 	if err != nil {
 		return err
 	}

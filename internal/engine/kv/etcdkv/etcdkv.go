@@ -63,7 +63,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -369,22 +368,9 @@ func (s *Store) attempt(ctx context.Context, fn func(tx kv.Txn) error) ([]string
 	return written, err
 }
 
-// backoff sleeps a random, growing time so that transactions that keep
-// colliding on a hot key spread out.
+// backoff sleeps before a transaction's next attempt.
 func backoff(ctx context.Context, attempt int) error {
-	d := backoffBase << min(attempt, 10)
-	if d > backoffMax {
-		d = backoffMax
-	}
-	d = d/2 + rand.N(d/2+1)
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return kv.Backoff(ctx, attempt, backoffBase, backoffMax)
 }
 
 // Health reports nil while at least one member is usable, for the

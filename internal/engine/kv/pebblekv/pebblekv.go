@@ -40,7 +40,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/bits"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -351,22 +350,9 @@ func (s *Store) validateAndApply(t *txn) (bool, error) {
 	return true, nil
 }
 
-// backoff sleeps a random, growing time so that transactions that keep
-// colliding on a hot key spread out.
+// backoff sleeps before a transaction's next attempt.
 func backoff(ctx context.Context, attempt int) error {
-	d := backoffBase << min(attempt, 10)
-	if d > backoffMax {
-		d = backoffMax
-	}
-	d = d/2 + rand.N(d/2+1)
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return kv.Backoff(ctx, attempt, backoffBase, backoffMax)
 }
 
 // Stats counts transaction outcomes since Open.
