@@ -68,14 +68,14 @@ func (fs *FS) flushDue(ctx context.Context) {
 	fs.filesMu.Lock()
 	for ino, f := range fs.files {
 		f.mu.Lock()
-		n, since, idle := f.buf.Len(), f.dirtySince, f.lastUse
-		busy := len(f.inflight) > 0
-		f.mu.Unlock()
-		if n == 0 && !busy && now.Sub(idle) > time.Minute && f.flushMu.TryLock() {
+		n, since, idle := f.buf.Len()+f.failed.Len(), f.dirtySince, f.lastUse
+		if n == 0 && len(f.batches) == 0 && f.flushing == 0 && now.Sub(idle) > time.Minute {
+			f.dropped = true
 			delete(fs.files, ino)
-			f.flushMu.Unlock()
+			f.mu.Unlock()
 			continue
 		}
+		f.mu.Unlock()
 		if n > 0 {
 			loads = append(loads, fileLoad{ino, f, n, since})
 		}

@@ -15,27 +15,48 @@ import (
 )
 
 // openFile is the write-back state of one regular file. Written data goes to
-// buf; a flush moves it to inflight while its blocks are stored and its
-// slices committed, so that reads keep seeing it until the commit is visible.
+// buf. A flush detaches buf as a batch, stores its blocks and then links its
+// slices into the file's chunk maps. Several batches may store their blocks
+// at once, so that a sequential writer keeps the block store busy instead
+// of waiting at the end of each batch, but they link strictly in the order
+// they were detached: a later write must land on top of an earlier one.
 //
-// Lock order: flushMu before mu.
+// A batch that fails to store or link puts its data in failed, and every
+// batch behind it fails too, in order, on top: failed then holds the
+// unflushed data in write order, older than any batch still under way and
+// than buf. The next flush that finds no batch under way takes failed and
+// buf together. Readers see committed data overlaid with failed, then each
+// batch from the oldest, then buf.
 type openFile struct {
-	flushMu sync.Mutex // serializes flushes, so that slices commit in write order
-
-	mu       sync.Mutex
-	buf      data.FileBuffer
-	inflight []data.Extent
-	// flushes counts completed flushes; a reader that saw it change while it
-	// read committed data reads again.
+	mu      sync.Mutex
+	buf     data.FileBuffer
+	failed  data.FileBuffer
+	batches []*flushBatch // oldest first
+	// flushes counts completed batches; a reader that saw it change while
+	// it read committed data reads again.
 	flushes uint64
-	// flushing is set while a background flusher runs; drained is
-	// signalled after each of its flushes, with flushErr its result.
-	flushing bool
+	// flushing counts the background flushers running; drained is
+	// signalled after each of their flushes, with flushErr the last failure.
+	flushing int
 	drained  sync.Cond
 	flushErr error
+	// dropped is set when the file left fs.files; a writer that finds it
+	// set looks the file up again.
+	dropped bool
 	// dirtySince is when buf became non-empty.
 	dirtySince time.Time
 	lastUse    time.Time
+}
+
+// flushBatch is buffered data detached for one flush.
+type flushBatch struct {
+	extents []data.Extent
+	recycle func() // returns the extents' memory; once nothing reads them
+	bytes   int64
+	// linked is closed once the batch is linked or has failed; err is its
+	// result, set before.
+	linked chan struct{}
+	err    error
 }
 
 // file returns the write-back state of ino, creating it.
@@ -73,26 +94,54 @@ func (fs *FS) applyBuffered(a *Attr) {
 	}
 }
 
-// end is the end of the buffered and in-flight data; f.mu held.
+// end is the end of the buffered, failed and in-flight data; f.mu held.
 func (f *openFile) end() uint64 {
-	end := f.buf.End()
-	for _, e := range f.inflight {
-		if x := e.Off + uint64(len(e.Data)); x > end {
-			end = x
+	end := max(f.buf.End(), f.failed.End())
+	for _, b := range f.batches {
+		if n := len(b.extents); n > 0 {
+			end = max(end, b.extents[n-1].End())
 		}
 	}
 	return end
 }
 
-// overlay copies in-flight and then buffered bytes over p; f.mu held.
+// overlay copies unflushed bytes over p, oldest first; f.mu held.
 func (f *openFile) overlay(off uint64, p []byte) {
-	for _, e := range f.inflight {
-		lo, hi := max(off, e.Off), min(off+uint64(len(p)), e.Off+uint64(len(e.Data)))
-		if lo < hi {
-			copy(p[lo-off:hi-off], e.Data[lo-e.Off:hi-e.Off])
+	f.failed.Overlay(off, p)
+	for _, b := range f.batches {
+		for _, e := range b.extents {
+			lo, hi := max(off, e.Off), min(off+uint64(len(p)), e.End())
+			if lo < hi {
+				copy(p[lo-off:hi-off], e.Data[lo-e.Off:hi-e.Off])
+			}
 		}
 	}
 	f.buf.Overlay(off, p)
+}
+
+// unflushed is the number of bytes not yet linked; f.mu held.
+func (f *openFile) unflushed() int64 {
+	n := int64(f.buf.Len() + f.failed.Len())
+	for _, b := range f.batches {
+		n += b.bytes
+	}
+	return n
+}
+
+// truncateBuffered drops unflushed bytes at or beyond size. Batches under way are
+// left alone: a truncation flushes first, so none is older than it.
+func (fs *FS) truncateBuffered(ino Ino, size uint64) {
+	f := fs.lookupFile(ino)
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	before := f.buf.Len() + f.failed.Len()
+	f.buf.Truncate(size)
+	f.failed.Truncate(size)
+	shrunk := before - f.buf.Len() - f.failed.Len()
+	f.mu.Unlock()
+	fs.buffered.Add(-int64(shrunk))
 }
 
 // Write writes p at off. With Unstable the data may stay in the write-back
@@ -139,6 +188,11 @@ func (fs *FS) Write(ctx context.Context, id *Identity, ino Ino, off uint64, p []
 	}
 	f := fs.file(ino)
 	f.mu.Lock()
+	for f.dropped {
+		f.mu.Unlock()
+		f = fs.file(ino)
+		f.mu.Lock()
+	}
 	before := f.buf.Len()
 	f.buf.Write(off, p)
 	grown := f.buf.Len() - before
@@ -147,6 +201,7 @@ func (fs *FS) Write(ctx context.Context, id *Identity, ino Ino, off uint64, p []
 	}
 	f.lastUse = fs.now()
 	fileBytes := f.buf.Len()
+	held := f.unflushed()
 	f.mu.Unlock()
 	total := fs.buffered.Add(int64(grown))
 	switch {
@@ -158,7 +213,7 @@ func (fs *FS) Write(ctx context.Context, id *Identity, ino Ino, off uint64, p []
 		// Enough for large slices: store them while the writer goes on
 		// filling the buffer; wait only when the buffer is full.
 		fs.flushAsync(ino, f)
-		if int64(fileBytes) >= fs.opts.FileBufferBytes {
+		if held >= fs.opts.FileBufferBytes {
 			if err := fs.waitBuffer(ctx, f); err != nil {
 				return Attr{}, wrap("write", ino, err)
 			}
@@ -174,22 +229,25 @@ func (fs *FS) Write(ctx context.Context, id *Identity, ino Ino, off uint64, p []
 }
 
 // flushAhead is the buffered size of one file at which a background flush
-// starts: large enough for large slices, small enough that the writer rarely
-// waits for the full buffer.
+// starts: large enough for large slices, small enough that a few batches
+// in flight keep the block store busy within the file's buffer.
 func (fs *FS) flushAhead() int64 {
-	return min(fs.opts.FileBufferBytes/2, 32<<20)
+	return min(fs.opts.FileBufferBytes/flushPipeline, 16<<20)
 }
 
-// flushAsync starts a background flusher of f unless one is running. It
-// flushes while the buffer holds at least flushAhead bytes, so that a
-// sequential writer keeps the block store busy with large slices.
+// flushPipeline is the most background flushes of one file under way at
+// once: one linking while the others store blocks.
+const flushPipeline = 3
+
+// flushAsync starts a background flusher of f unless flushPipeline are
+// running. Each flushes while the buffer holds at least flushAhead bytes.
 func (fs *FS) flushAsync(ino Ino, f *openFile) {
 	f.mu.Lock()
-	if f.flushing {
+	if f.flushing >= flushPipeline {
 		f.mu.Unlock()
 		return
 	}
-	f.flushing = true
+	f.flushing++
 	f.mu.Unlock()
 	fs.flushes.Add(1)
 	go func() {
@@ -197,12 +255,13 @@ func (fs *FS) flushAsync(ino Ino, f *openFile) {
 		for {
 			err := fs.flushFile(context.Background(), ino, f)
 			f.mu.Lock()
-			// Keep the block store busy while the writer goes on.
-			again := err == nil && int64(f.buf.Len()) >= fs.flushAhead()/4
+			again := err == nil && int64(f.buf.Len()) >= fs.flushAhead()
 			if !again {
-				f.flushing = false
+				f.flushing--
 			}
-			f.flushErr = err
+			if err != nil {
+				f.flushErr = err
+			}
 			f.drained.Broadcast()
 			f.mu.Unlock()
 			if err != nil {
@@ -216,12 +275,13 @@ func (fs *FS) flushAsync(ino Ino, f *openFile) {
 	}()
 }
 
-// waitBuffer blocks a writer while f's buffer is full and a background
-// flush is draining it. A failed flush is the writer's error.
+// waitBuffer blocks a writer while f holds a full buffer's worth of
+// unflushed data and background flushes are draining it. A failed flush is
+// the writer's error.
 func (fs *FS) waitBuffer(ctx context.Context, f *openFile) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for int64(f.buf.Len()) >= fs.opts.FileBufferBytes && f.flushing {
+	for f.unflushed() >= fs.opts.FileBufferBytes && f.flushing > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -304,67 +364,132 @@ func (fs *FS) SyncAll(ctx context.Context) error {
 // map and its slice reference.
 const flushOps = 2
 
-// flushFile stores the buffered data of ino as new slices and commits them.
+// flushFile makes the data buffered for ino so far durable: it detaches it
+// as a batch, stores the batch's blocks (alongside other batches), waits
+// for the batches before it, and links it.
 func (fs *FS) flushFile(ctx context.Context, ino Ino, f *openFile) error {
-	f.flushMu.Lock()
-	defer f.flushMu.Unlock()
-	f.mu.Lock()
-	extents, recycle := f.buf.Detach(data.ChunkSize)
-	f.inflight = extents
-	f.mu.Unlock()
-	if len(extents) == 0 {
-		recycle()
-		return nil
-	}
-	var taken int64
-	for _, e := range extents {
-		taken += int64(len(e.Data))
-	}
-	err := fs.commitExtents(ctx, ino, extents)
-	f.mu.Lock()
-	if err != nil && !errors.Is(err, syscall.ESTALE) {
-		// Put the data back under anything written since, so that a
-		// later flush or commit retries it.
-		var merged data.FileBuffer
-		for _, e := range extents {
-			merged.Write(e.Off, e.Data)
+	b, prev := fs.detach(f)
+	if b == nil {
+		if prev == nil {
+			return nil
 		}
-		for _, e := range f.buf.Take(data.ChunkSize) {
-			merged.Write(e.Off, e.Data)
-		}
-		f.buf = merged
-		taken = 0
+		<-prev.linked
+		return prev.err
 	}
-	f.inflight = nil
-	f.flushes++
+	ids, err := fs.storeBatch(ctx, b)
+	if prev != nil {
+		// Not bounded by ctx: the batch must be settled in order whatever
+		// happens, and prev settles on its own.
+		<-prev.linked
+	}
+	f.mu.Lock()
+	blocked := f.failed.Len() > 0
 	f.mu.Unlock()
-	// Readers copy in-flight data only under f.mu, and the blocks are
-	// written: nothing refers to the extents' memory any more.
-	recycle()
-	fs.buffered.Add(-taken)
-	fs.attrs.Invalidate(ino)
+	switch {
+	case err != nil:
+	case blocked:
+		// An older batch failed and is to be written again: this one, newer,
+		// must land after it.
+		fs.dropSlices(ids, b.extents)
+		if prev != nil {
+			err = prev.err
+		}
+		if err == nil {
+			err = errors.New("an earlier flush of the file failed")
+		}
+	default:
+		err = fs.linkBatch(ctx, ino, b.extents, ids)
+	}
+	fs.settle(ino, f, b, err)
 	if errors.Is(err, syscall.ESTALE) {
 		return nil // the file was deleted meanwhile: its data is moot
 	}
 	return err
 }
 
-// commitExtents stores extents as slices and links them into the file's
-// chunk maps, in as few transactions as the engine's limits allow. Blocks
-// are durable before the transaction that references them.
-func (fs *FS) commitExtents(ctx context.Context, ino Ino, extents []data.Extent) error {
-	ids := make([]uint64, len(extents))
-	for i, e := range extents {
+// detach takes f's buffered data as a new batch, queued behind prev, the
+// batch under way before it. Data of failed batches comes first, once no
+// batch is under way. b is nil when nothing is buffered.
+func (fs *FS) detach(f *openFile) (b, prev *flushBatch) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.batches); n > 0 {
+		prev = f.batches[n-1]
+	}
+	if prev == nil && f.failed.Len() > 0 {
+		before := f.failed.Len() + f.buf.Len()
+		var merged data.FileBuffer
+		for _, from := range []*data.FileBuffer{&f.failed, &f.buf} {
+			exts, done := from.Detach(data.ChunkSize)
+			for _, e := range exts {
+				merged.Write(e.Off, e.Data)
+			}
+			done()
+		}
+		f.buf = merged
+		fs.buffered.Add(int64(f.buf.Len() - before))
+	}
+	if f.buf.Len() == 0 {
+		return nil, prev
+	}
+	b = &flushBatch{bytes: int64(f.buf.Len()), linked: make(chan struct{})}
+	b.extents, b.recycle = f.buf.Detach(data.ChunkSize)
+	f.batches = append(f.batches, b)
+	return b, prev
+}
+
+// storeBatch writes the blocks of b's extents as new slices, durable when
+// it returns nil. On error no block of b remains referenced or stored
+// (save what gc collects).
+func (fs *FS) storeBatch(ctx context.Context, b *flushBatch) ([]uint64, error) {
+	ids := make([]uint64, len(b.extents))
+	for i, e := range b.extents {
 		id, err := fs.uniqs.Next(ctx)
 		if err != nil {
-			return err
+			fs.dropSlices(ids[:i], b.extents)
+			return nil, err
 		}
 		ids[i] = id
 		if err := fs.blocks.WriteSlice(ctx, id, e.Data); err != nil {
-			fs.dropSlices(ids[:i+1], extents)
-			return err
+			fs.dropSlices(ids[:i+1], b.extents)
+			return nil, err
 		}
 	}
+	return ids, nil
+}
+
+// settle ends batch b, the oldest under way, with result err: a failed
+// batch's data goes to f.failed, on top of older failures.
+func (fs *FS) settle(ino Ino, f *openFile, b *flushBatch, err error) {
+	f.mu.Lock()
+	unflushed := b.bytes
+	if err != nil && !errors.Is(err, syscall.ESTALE) {
+		before := f.failed.Len()
+		for _, e := range b.extents {
+			f.failed.Write(e.Off, e.Data)
+		}
+		unflushed -= int64(f.failed.Len() - before)
+	}
+	if f.batches[0] != b {
+		panic("core: flush batches settled out of order")
+	}
+	f.batches[0] = nil
+	f.batches = f.batches[1:]
+	f.flushes++
+	b.err = err
+	f.mu.Unlock()
+	// Readers copy batch data only under f.mu, and the blocks are written:
+	// nothing refers to the extents' memory any more.
+	b.recycle()
+	fs.buffered.Add(-unflushed)
+	fs.attrs.Invalidate(ino)
+	close(b.linked)
+}
+
+// linkBatch links stored slices into the file's chunk maps, in as few
+// transactions as the engine's limits allow. On error the slices not linked
+// are deleted; those linked stay (the caller writes their data again).
+func (fs *FS) linkBatch(ctx context.Context, ino Ino, extents []data.Extent, ids []uint64) error {
 	per := (kv.MaxTxnOps - 8) / flushOps
 	for start := 0; start < len(extents); start += per {
 		stop := min(start+per, len(extents))

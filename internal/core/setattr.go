@@ -182,11 +182,7 @@ func (fs *FS) setAttr(ctx context.Context, id *Identity, ino Ino, sa SetAttr) (A
 		return Attr{}, err
 	}
 	if sa.Size != nil {
-		if f := fs.lookupFile(ino); f != nil {
-			f.mu.Lock()
-			f.buf.Truncate(*sa.Size)
-			f.mu.Unlock()
-		}
+		fs.truncateBuffered(ino, *sa.Size)
 	}
 	fs.cacheAttr(result)
 	if result.Type == TypeRegular {

@@ -150,11 +150,7 @@ func (fs *FS) Discard(ctx context.Context, tmp Ino) error {
 		return wrap("discard", tmp, err)
 	}
 	fs.temps.Delete(tmp)
-	if f := fs.lookupFile(tmp); f != nil {
-		f.mu.Lock()
-		f.buf.Truncate(0)
-		f.mu.Unlock()
-	}
+	fs.truncateBuffered(tmp, 0)
 	fs.kick()
 	return nil
 }
