@@ -368,13 +368,34 @@ const flushOps = 2
 // as a batch, stores the batch's blocks (alongside other batches), waits
 // for the batches before it, and links it.
 func (fs *FS) flushFile(ctx context.Context, ino Ino, f *openFile) error {
-	b, prev := fs.detach(f)
+	return fs.flushFileWith(ctx, ino, f, nil)
+}
+
+// alsoFn is a change made in the transaction that links a file's data, so
+// that the two commit together or not at all. It is run again when the
+// transaction is.
+type alsoFn func(tx kv.Txn, events *chargeEvents) error
+
+// flushFileWith is flushFile that also runs also, when not nil, in the
+// transaction that links the last of the data, or in a transaction of its
+// own when nothing is buffered. also does not run if the flush fails.
+func (fs *FS) flushFileWith(ctx context.Context, ino Ino, f *openFile, also alsoFn) error {
+	var b, prev *flushBatch
+	if f != nil {
+		b, prev = fs.detach(f)
+	}
 	if b == nil {
-		if prev == nil {
+		if prev != nil {
+			<-prev.linked
+			if prev.err != nil || also == nil {
+				return prev.err
+			}
+		}
+		if also == nil {
 			return nil
 		}
-		<-prev.linked
-		return prev.err
+		var events chargeEvents
+		return fs.update(ctx, &events, func(tx kv.Txn) error { return also(tx, &events) })
 	}
 	ids, err := fs.storeBatch(ctx, b)
 	if prev != nil {
@@ -398,10 +419,10 @@ func (fs *FS) flushFile(ctx context.Context, ino Ino, f *openFile) error {
 			err = errors.New("an earlier flush of the file failed")
 		}
 	default:
-		err = fs.linkBatch(ctx, ino, b.extents, ids)
+		err = fs.linkBatch(ctx, ino, b.extents, ids, also)
 	}
 	fs.settle(ino, f, b, err)
-	if errors.Is(err, syscall.ESTALE) {
+	if errors.Is(err, syscall.ESTALE) && also == nil {
 		return nil // the file was deleted meanwhile: its data is moot
 	}
 	return err
@@ -487,13 +508,19 @@ func (fs *FS) settle(ino Ino, f *openFile, b *flushBatch, err error) {
 }
 
 // linkBatch links stored slices into the file's chunk maps, in as few
-// transactions as the engine's limits allow. On error the slices not linked
-// are deleted; those linked stay (the caller writes their data again).
-func (fs *FS) linkBatch(ctx context.Context, ino Ino, extents []data.Extent, ids []uint64) error {
-	per := (kv.MaxTxnOps - 8) / flushOps
+// transactions as the engine's limits allow, the last of them running also.
+// On error the slices not linked are deleted; those linked stay (the caller
+// writes their data again).
+func (fs *FS) linkBatch(ctx context.Context, ino Ino, extents []data.Extent, ids []uint64, also alsoFn) error {
+	// also gets room for a few dozen operations of its own.
+	per := (kv.MaxTxnOps - 40) / flushOps
 	for start := 0; start < len(extents); start += per {
 		stop := min(start+per, len(extents))
-		if err := fs.linkSlices(ctx, ino, extents[start:stop], ids[start:stop]); err != nil {
+		var last alsoFn
+		if stop == len(extents) {
+			last = also
+		}
+		if err := fs.linkSlices(ctx, ino, extents[start:stop], ids[start:stop], last); err != nil {
 			fs.dropSlices(ids[start:], extents[start:])
 			return err
 		}
@@ -510,7 +537,7 @@ func (fs *FS) dropSlices(ids []uint64, extents []data.Extent) {
 	}
 }
 
-func (fs *FS) linkSlices(ctx context.Context, ino Ino, extents []data.Extent, ids []uint64) error {
+func (fs *FS) linkSlices(ctx context.Context, ino Ino, extents []data.Extent, ids []uint64, also alsoFn) error {
 	var compact []chunkRef
 	var events chargeEvents
 	err := fs.update(ctx, &events, func(tx kv.Txn) error {
@@ -550,6 +577,9 @@ func (fs *FS) linkSlices(ctx context.Context, ino Ino, extents []data.Extent, id
 		in.Mtime, in.Ctime = now, now
 		in.ChangeID++
 		tx.Put(meta.InodeKey(uint64(ino)), meta.AppendInode(nil, in))
+		if also != nil {
+			return also(tx, &events)
+		}
 		return nil
 	})
 	if err != nil {

@@ -59,11 +59,30 @@ func (fs *FS) CreateTemp(ctx context.Context, id *Identity, dir Ino, mode uint32
 // dir, atomically replacing a non-directory entry of that name: a reader
 // sees the old file or the new one, never a mix or nothing.
 func (fs *FS) Publish(ctx context.Context, id *Identity, tmp, dir Ino, name string) (Attr, error) {
+	return fs.PublishWith(ctx, id, tmp, dir, name, PublishOptions{})
+}
+
+// PublishOptions are further changes to a temporary file that PublishWith
+// makes in the transaction that names it.
+type PublishOptions struct {
+	// Mtime, unless zero, is the file's modification time, so that a
+	// protocol can record it beforehand (S3 keeps it in the ETag record).
+	Mtime time.Time
+	// Xattrs are set on the file with the filesystem's own authority, as
+	// UpdateXattrs by Root would: protocol attributes included.
+	Xattrs map[string][]byte
+}
+
+// PublishWith is Publish that also makes the changes of opts. The file's
+// last buffered data, its attributes and its name commit in one
+// transaction, so that publishing a small file costs one durable commit.
+func (fs *FS) PublishWith(ctx context.Context, id *Identity, tmp, dir Ino, name string, opts PublishOptions) (Attr, error) {
 	if err := checkName(name); err != nil {
 		return Attr{}, wrap("publish", dir, err)
 	}
-	if err := fs.Commit(ctx, tmp); err != nil {
-		return Attr{}, err
+	// The transaction also links data and may unlink a replaced file.
+	if err := checkXattrUpdate(opts.Xattrs, nil, 16); err != nil {
+		return Attr{}, wrap("publish", tmp, err)
 	}
 	if err := fs.breakEntry(ctx, id, dir, name); err != nil {
 		return Attr{}, wrap("publish", dir, err)
@@ -74,8 +93,7 @@ func (fs *FS) Publish(ctx context.Context, id *Identity, tmp, dir Ino, name stri
 	}
 	var result Attr
 	var replaced Ino
-	var events chargeEvents
-	err = fs.update(ctx, &events, func(tx kv.Txn) error {
+	err = fs.flushFileWith(ctx, tmp, fs.lookupFile(tmp), func(tx kv.Txn, events *chargeEvents) error {
 		replaced = 0
 		now := fs.now().UnixNano()
 		in, err := getInode(ctx, tx, tmp)
@@ -101,7 +119,7 @@ func (fs *FS) Publish(ctx context.Context, id *Identity, tmp, dir Ino, name stri
 				return err
 			}
 			deleteEntry(tx, dir, name, d)
-			if err := fs.unlinkInode(ctx, tx, Ino(d.Ino), ex, now, &events); err != nil {
+			if err := fs.unlinkInode(ctx, tx, Ino(d.Ino), ex, now, events); err != nil {
 				return err
 			}
 			replaced = Ino(d.Ino)
@@ -109,9 +127,15 @@ func (fs *FS) Publish(ctx context.Context, id *Identity, tmp, dir Ino, name stri
 		in.Nlink = 1
 		in.Flags &^= meta.InodeTemp
 		in.Ctime = now
+		if !opts.Mtime.IsZero() {
+			in.Mtime = opts.Mtime.UnixNano()
+		}
 		in.ChangeID++
 		tx.Put(meta.InodeKey(uint64(tmp)), meta.AppendInode(nil, in))
 		tx.Delete(meta.OrphanKey(uint64(tmp)))
+		for x, v := range opts.Xattrs {
+			tx.Put(meta.XattrKey(uint64(tmp), x), v)
+		}
 		putEntry(tx, dir, name, meta.Dentry{Ino: uint64(tmp), Type: in.Type, Cookie: cookie})
 		touchDir(tx, dir, now)
 		result = toAttr(tmp, in)

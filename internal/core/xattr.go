@@ -218,21 +218,31 @@ func (fs *FS) GetXattrs(ctx context.Context, id *Identity, ino Ino, prefix strin
 	return out, wrap("getxattrs", ino, err)
 }
 
-// UpdateXattrs sets and removes several extended attributes of ino in one
-// transaction.
-func (fs *FS) UpdateXattrs(ctx context.Context, id *Identity, ino Ino, set map[string][]byte, remove []string) error {
-	if len(set)+len(remove) > kv.MaxTxnOps-4 {
-		return wrap("setxattrs", ino, syscall.E2BIG)
+// checkXattrUpdate checks that an update of several attributes is within
+// the limits of one transaction and of each name and value; at most max
+// attributes may change.
+func checkXattrUpdate(set map[string][]byte, remove []string, max int) error {
+	if len(set)+len(remove) > max {
+		return syscall.E2BIG
 	}
 	total := 0
 	for name, v := range set {
 		total += len(name) + len(v)
 		if len(v) > MaxXattrValueLen || total > kv.MaxTxnBytes/2 {
-			return wrap("setxattrs", ino, syscall.E2BIG)
+			return syscall.E2BIG
 		}
 		if name == "" || len(name) > MaxXattrNameLen {
-			return wrap("setxattrs", ino, syscall.ERANGE)
+			return syscall.ERANGE
 		}
+	}
+	return nil
+}
+
+// UpdateXattrs sets and removes several extended attributes of ino in one
+// transaction.
+func (fs *FS) UpdateXattrs(ctx context.Context, id *Identity, ino Ino, set map[string][]byte, remove []string) error {
+	if err := checkXattrUpdate(set, remove, kv.MaxTxnOps-4); err != nil {
+		return wrap("setxattrs", ino, err)
 	}
 	var result Attr
 	err := fs.store.Update(ctx, func(tx kv.Txn) error {

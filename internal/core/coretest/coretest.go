@@ -1221,6 +1221,45 @@ func testTempPublish(t *testing.T, open Opener) {
 	home := mkdir(t, fs, root, core.RootIno, "home", 0o755)
 	_, err = fs.CreateTemp(ctx, alice, home.Ino, 0o644)
 	is(t, err, syscall.EACCES)
+
+	// PublishWith sets the mtime and attributes with the name; the data
+	// buffered until then commits with them.
+	t3, err := fs.CreateTemp(ctx, alice, d, 0o644)
+	is(t, err, nil)
+	write(t, fs, alice, t3.Ino, 0, []byte("with attributes"), core.Unstable)
+	mtime := time.Unix(1700000000, 123456789)
+	pub, err = fs.PublishWith(ctx, alice, t3.Ino, d, "key", core.PublishOptions{
+		Mtime:  mtime,
+		Xattrs: map[string][]byte{"user.etag": []byte("e1"), core.ProtocolXattrPrefix + "s3.meta": []byte("m")},
+	})
+	is(t, err, nil)
+	if !pub.Mtime.Equal(mtime) || pub.Size != uint64(len("with attributes")) {
+		t.Fatalf("published attrs: mtime %v size %d", pub.Mtime, pub.Size)
+	}
+	if a, err := fs.GetAttr(ctx, t3.Ino); err != nil || !a.Mtime.Equal(mtime) || a.Size != pub.Size {
+		t.Fatalf("attrs after publishing: %+v, %v", a, err)
+	}
+	for name, want := range map[string]string{"user.etag": "e1", core.ProtocolXattrPrefix + "s3.meta": "m"} {
+		got, err := fs.GetXattrs(ctx, root, t3.Ino, name)
+		if err != nil || string(got[name]) != want {
+			t.Fatalf("attribute %s after publishing: %q, %v", name, got, err)
+		}
+	}
+	if string(read(t, fs, alice, t3.Ino, 0, 100)) != "with attributes" {
+		t.Fatal("published data")
+	}
+	// Too many attributes for the publishing transaction: refused, and
+	// the file stays unnamed.
+	t4, err := fs.CreateTemp(ctx, alice, d, 0o644)
+	is(t, err, nil)
+	many := map[string][]byte{}
+	for i := range 40 {
+		many[fmt.Sprint("user.a", i)] = []byte("v")
+	}
+	_, err = fs.PublishWith(ctx, alice, t4.Ino, d, "other", core.PublishOptions{Xattrs: many})
+	is(t, err, syscall.E2BIG)
+	_, err = fs.Lookup(ctx, alice, d, "other")
+	is(t, err, syscall.ENOENT)
 }
 
 func testReadDirNames(t *testing.T, open Opener) {

@@ -230,15 +230,13 @@ func (q *request) putObject() error {
 			q.s.pruneDirs(contextBackground(), b, kp)
 		}
 	}()
-	if _, err := q.writeBody(v.tmp.Ino, q.auth.Body, nil); err != nil {
+	n, err := q.writeBody(v.tmp.Ino, q.auth.Body, nil)
+	if err != nil {
 		return err
 	}
-	if err := q.s.fs.Commit(q.ctx, v.tmp.Ino); err != nil {
-		return err
-	}
-	if v.tmp, err = q.s.fs.GetAttr(q.ctx, v.tmp.Ino); err != nil {
-		return err
-	}
+	// The data commits with the name, in publish: one durable commit for
+	// a small object.
+	v.tmp.Size = uint64(n)
 	v.etag = hex.EncodeToString(q.auth.MD5())
 	if q.auth.Checksums != nil {
 		if ck := q.auth.Checksums(); len(ck) > 0 {
@@ -394,9 +392,9 @@ func (q *request) publish(b *bucket, kp keyPath, dir core.Ino, v *newVersion, co
 		}
 		v.tmp = a
 	}
-	if err := q.s.fs.UpdateXattrs(q.ctx, &core.Root, v.tmp.Ino, v.attrs(), nil); err != nil {
-		return core.Attr{}, err
-	}
+	// The file's mtime is the version's creation, as the ETag record says.
+	v.tmp.Mtime = time.Unix(0, v.meta.Created)
+	opts := core.PublishOptions{Mtime: v.tmp.Mtime, Xattrs: v.attrs()}
 	if status != "" || cond != nil {
 		unlock := q.s.locks.lock(b.name, q.key)
 		defer unlock()
@@ -422,14 +420,14 @@ func (q *request) publish(b *bucket, kp keyPath, dir core.Ino, v *newVersion, co
 			}
 		}
 	}
-	return q.publishFile(b, kp, dir, v.tmp.Ino)
+	return q.publishFile(b, kp, dir, v.tmp.Ino, opts)
 }
 
 // publishFile names the temporary file, recreating its directories once if
 // a concurrent delete pruned them meanwhile.
-func (q *request) publishFile(b *bucket, kp keyPath, dir core.Ino, tmp core.Ino) (core.Attr, error) {
+func (q *request) publishFile(b *bucket, kp keyPath, dir core.Ino, tmp core.Ino, opts core.PublishOptions) (core.Attr, error) {
 	for try := 0; ; try++ {
-		a, err := q.s.fs.Publish(q.ctx, q.ident, tmp, dir, kp.name)
+		a, err := q.s.fs.PublishWith(q.ctx, q.ident, tmp, dir, kp.name, opts)
 		if err == nil {
 			return a, nil
 		}
