@@ -312,6 +312,8 @@ const (
 // BlobLocal keeps blocks in a local directory.
 type BlobLocal struct {
 	Path string `yaml:"path"`
+	// DirectIO writes large blocks around the page cache (see localblob).
+	DirectIO bool `yaml:"direct_io"`
 }
 
 // BlobS3 keeps blocks in an S3-compatible object store.
@@ -512,6 +514,7 @@ func Default() *Config {
 		},
 		Blob: Blob{
 			Engine: BlobLocalEngine,
+			Local:  BlobLocal{DirectIO: true},
 			S3:     BlobS3{Region: "us-east-1"},
 		},
 		Data: Data{

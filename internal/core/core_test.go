@@ -46,7 +46,9 @@ func openEmbeddedNoCleanup(t testing.TB, dir string, opts core.Options) (*pebble
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := localblob.Open(filepath.Join(dir, "blocks"), localblob.Options{})
+	// The benchmarks compare both ways of writing blocks (bench/core.sh).
+	buffered := os.Getenv("CFS_BENCH_BUFFERED_WRITES") != ""
+	blobs, err := localblob.Open(filepath.Join(dir, "blocks"), localblob.Options{BufferedWrites: buffered})
 	if err != nil {
 		t.Fatal(err)
 	}

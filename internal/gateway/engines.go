@@ -65,7 +65,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, m *met
 func openBlobs(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (blob.Store, error) {
 	switch cfg.Blob.Engine {
 	case config.BlobLocalEngine:
-		s, err := localblob.Open(cfg.BlobLocalPath(), localblob.Options{})
+		s, err := localblob.Open(cfg.BlobLocalPath(), localblob.Options{BufferedWrites: !cfg.Blob.Local.DirectIO})
 		if err != nil {
 			return nil, fmt.Errorf("opening the block store (blob.local.path = %q): %w", cfg.BlobLocalPath(), err)
 		}

@@ -78,6 +78,9 @@ var ErrInvalidKey = errors.New("localblob: invalid key")
 type Options struct {
 	// Logger receives the engine's messages. Nil means slog.Default().
 	Logger *slog.Logger
+	// BufferedWrites writes every object through the page cache, never
+	// with O_DIRECT (see direct.go).
+	BufferedWrites bool
 }
 
 // Store is a blob.Store and blob.Lister over a local directory. It is safe
@@ -104,6 +107,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	root := filepath.Clean(dir)
 	s := &Store{root: root, log: opts.Logger}
+	s.noDirect.Store(opts.BufferedWrites)
 	if err := s.makeDirs(root); err != nil {
 		return nil, fmt.Errorf("localblob: creating root directory %s: %w", root, err)
 	}
