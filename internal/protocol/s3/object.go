@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
@@ -610,24 +611,24 @@ func (q *request) getOrHead(body bool) error {
 	return q.streamObject(o, start, length, status)
 }
 
-// streamObject sends length bytes of o from start. The first block is
+// streamObject sends length bytes of o from start. The first piece is
 // read before the status is sent, so that a failing read is still an S3
-// error; a failure later can only cut the connection.
+// error; a failure later can only cut the connection. Pieces are read one
+// ahead of the one being sent, so that the disk and the network work at
+// the same time on a large object.
 func (q *request) streamObject(o *object, start, length int64, status int) error {
-	bp := ioBufs.Get().(*[]byte)
-	defer ioBufs.Put(bp)
-	buf := *bp
+	ctx, cancel := context.WithCancel(q.ctx)
+	defer cancel()
+	pieces := q.s.readAhead(ctx, q.ident, o.attr.Ino, start, start+length)
 	off, end := start, start+length
 	first := true
-	for off < end {
-		want := min(int64(len(buf)), end-off)
-		n, eof, err := q.s.fs.Read(q.ctx, q.ident, o.attr.Ino, uint64(off), buf[:want])
-		if err != nil {
+	for p := range pieces {
+		if p.err != nil {
 			if first {
-				return err
+				return p.err
 			}
 			q.s.log.Warn("reading an object failed after the response started; the connection is cut",
-				"bucket", q.bucket, "key", q.key, "offset", off, "err", err)
+				"bucket", q.bucket, "key", q.key, "offset", off, "err", p.err)
 			panic(http.ErrAbortHandler)
 		}
 		if first {
@@ -635,22 +636,81 @@ func (q *request) streamObject(o *object, start, length int64, status int) error
 			q.w.WriteHeader(status)
 			first = false
 		}
-		if n > 0 {
-			if _, err := q.w.Write(buf[:n]); err != nil {
-				return nil // the client went away
-			}
-			q.bytesOut += int64(n)
-			off += int64(n)
+		_, err := q.w.Write(p.data())
+		p.release()
+		if err != nil {
+			return nil // the client went away
 		}
-		if eof || n == 0 {
-			if off < end {
-				// The file shrank under us: the response cannot be completed.
-				panic(http.ErrAbortHandler)
-			}
-			break
-		}
+		q.bytesOut += int64(p.n)
+		off += int64(p.n)
+	}
+	if first {
+		q.status = status
+		q.w.WriteHeader(status)
+	}
+	if off < end {
+		// The file shrank under us: the response cannot be completed.
+		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// piece is data read ahead for streamObject.
+type piece struct {
+	buf *[]byte
+	n   int
+	err error
+}
+
+func (p piece) data() []byte { return (*p.buf)[:p.n] }
+
+func (p piece) release() {
+	if len(*p.buf) == ioBufSize {
+		ioBufs.Put(p.buf)
+	} else {
+		largeBufs.Put(p.buf)
+	}
+}
+
+// largeBufs hold the pieces of large objects: a whole block per read.
+var largeBufs = sync.Pool{New: func() any { b := make([]byte, largeBufSize); return &b }}
+
+const largeBufSize = 4 << 20
+
+// readAhead reads [start, end) of ino into pieces, one ahead of the
+// consumer, until the end, an error or a short read, then closes the
+// channel. The consumer releases each piece. Cancelling ctx stops it.
+func (s *Server) readAhead(ctx context.Context, id *core.Identity, ino core.Ino, start, end int64) <-chan piece {
+	size := ioBufSize
+	if end-start > ioBufSize {
+		size = largeBufSize
+	}
+	out := make(chan piece, 1)
+	go func() {
+		defer close(out)
+		for off := start; off < end; {
+			var p piece
+			if size == ioBufSize {
+				p.buf = ioBufs.Get().(*[]byte)
+			} else {
+				p.buf = largeBufs.Get().(*[]byte)
+			}
+			want := min(int64(size), end-off)
+			n, eof, err := s.fs.Read(ctx, id, ino, uint64(off), (*p.buf)[:want])
+			p.n, p.err = n, err
+			select {
+			case out <- p:
+			case <-ctx.Done():
+				p.release()
+				return
+			}
+			if err != nil || eof || n == 0 {
+				return
+			}
+			off += int64(n)
+		}
+	}()
+	return out
 }
 
 // responseOverrides applies the response-* query parameters.
