@@ -6,13 +6,33 @@
 //
 //   - Keys and values are opaque byte strings; keys are ordered bytewise.
 //   - Update runs a function in an optimistic transaction. Reads inside it see
-//     the transaction's own writes. At commit, the engine checks that no key the
-//     function read with Get (found or not) and no key it wrote was changed by
-//     another transaction since the transaction began; if one was, the function
-//     is run again from the start (so it must have no side effects outside the
-//     transaction). Range scans are not protected against phantoms: a caller
-//     that needs that reads a guard key with Get (the metadata layer uses the
-//     directory inode for this).
+//     the transaction's own writes. Its writes are applied at commit, all
+//     together, in commit order.
+//   - A transaction conflicts only through what it read. At commit, the
+//     engine checks every key the function read with Get (found or not):
+//     if another transaction committed a change to one of them since the
+//     read (a put, even of the same value, or a delete; for a key read as
+//     missing, its creation), the writes are discarded and the function is
+//     run again from the start (so it must have no side effects outside
+//     the transaction). A Get answered by the transaction's own earlier Put
+//     or Delete reads nothing committed and is not checked. An engine may
+//     rerun more often than this (a hashed or merged check), never less.
+//   - Keys only written (Put or Delete without a Get of the committed
+//     value) are never checked. Two transactions that write the same key
+//     blind both commit without a rerun, and the one that commits last
+//     wins. A caller that needs an update to depend on the current value
+//     (a counter, a record edited in place) must Get it first in the same
+//     transaction: that read is what makes concurrent updates serialize.
+//   - So Updates are serializable: one that writes behaves as if it ran
+//     alone at its commit, every value it read being still current then;
+//     one that writes nothing saw a single committed state.
+//   - Range scans are not protected against phantoms: a key added, changed
+//     or removed in a scanned range after the scan does not make the
+//     transaction conflict. A caller that needs that protects the range
+//     with a guard key: every change to the range also writes the guard
+//     (a blind write suffices), and a transaction that relies on a scan
+//     Gets the guard. The metadata layer uses a directory's times record
+//     as the guard of its entries.
 //   - A committed Update is durable when Update returns nil.
 //   - Transactions are bounded (MaxTxnOps writes, MaxValueSize bytes a value,
 //     MaxTxnBytes in all) so that engines with small request limits, like
@@ -79,7 +99,8 @@ type Reader interface {
 }
 
 // Txn is a read-write transaction. Put and Delete are buffered until commit;
-// they copy their arguments.
+// they copy their arguments. Only Get takes part in conflict detection (see
+// the package comment): a write alone never makes a transaction rerun.
 type Txn interface {
 	Reader
 	Put(key, value []byte)
@@ -91,7 +112,8 @@ type Store interface {
 	// View runs fn with a consistent read-only view.
 	View(ctx context.Context, fn func(r Reader) error) error
 	// Update runs fn in an optimistic transaction and commits it durably,
-	// re-running fn on conflict. An error from fn aborts the transaction and
+	// re-running fn when a key it read with Get was changed by another
+	// commit before its own. An error from fn aborts the transaction and
 	// is returned as is.
 	Update(ctx context.Context, fn func(tx Txn) error) error
 	// Close releases the engine.

@@ -9,31 +9,32 @@
 //
 // One run of an Update works against one member:
 //
-//   - It notes the highest revision this store has seen (startRev) before
-//     fn runs. Its first read is linearizable and fixes the read revision
-//     R; every later read, and every page of a scan, is served at R, so fn
-//     sees one snapshot plus its own buffered writes.
+//   - Its first read is linearizable and fixes the read revision R; every
+//     later read, and every page of a scan, is served at R, so fn sees one
+//     snapshot plus its own buffered writes.
 //   - Commit is one etcd Txn: If every key read is unchanged
-//     (ModRevision == the revision seen, 0 for a key read as missing) and
-//     every key written but not read is unchanged since the run began
-//     (ModRevision < startRev+1), Then the puts and deletes. A failed
-//     comparison reruns fn after a random, growing pause, up to
-//     Options.MaxRetries times, then Update returns kv.ErrConflict.
+//     (ModRevision == the revision seen, 0 for a key read as missing),
+//     Then the puts and deletes. Keys only written are not compared, as
+//     the kv contract says: blind writers of one key all commit, in the
+//     order etcd applies them. A transaction that read nothing commits
+//     without a comparison. A failed comparison reruns fn after a random,
+//     growing pause, up to Options.MaxRetries times, then Update returns
+//     kv.ErrConflict.
 //   - etcd accepts at most 128 comparisons (its --max-txn-ops). When a
-//     transaction touches more keys, the comparisons of keys that were not
-//     read as present are merged into range comparisons
-//     (ModRevision < R+1 over [first, last]), which can only add needless
-//     reruns, never miss a conflict. A transaction that read more than 128
-//     present keys is kv.ErrTooLarge.
+//     transaction read more keys, the comparisons of keys read as missing
+//     are merged into range comparisons (ModRevision < R+1 over
+//     [first, last]), which can only add needless reruns, never miss a
+//     conflict. A transaction that read more than 128 present keys is
+//     kv.ErrTooLarge.
 //   - A commit whose outcome is unknown (timeout, connection lost, leader
 //     lost) is not rerun: it may have been applied. Update returns a
 //     *kv.Unavailable and the client retries at its level.
-//   - A transaction spans several round trips, so concurrent writers of one
-//     key (a directory's times, written by every create in it) would keep
-//     failing each other's comparisons. After a conflict, a rerun holds
-//     local locks on the keys its failed run wrote: the contenders of one
-//     gateway then commit in turn, and the comparisons still catch those of
-//     other gateways.
+//   - A transaction spans several round trips, so concurrent
+//     read-modify-write transactions on one key (a counter) keep failing
+//     each other's comparisons. After a conflict, a rerun holds local locks
+//     on the keys its failed run both read and wrote: the contenders of one
+//     gateway then commit in turn, and the comparisons still catch those
+//     of other gateways.
 //
 // # Members, connections and breakers
 //
@@ -127,8 +128,6 @@ type Store struct {
 	group      *backend.Group
 	members    []*member
 
-	// rev is the highest revision any response has shown this store.
-	rev atomic.Int64
 	// locks serializes the reruns of local transactions on the same keys.
 	locks *keyLocks
 
@@ -263,16 +262,6 @@ func (s *Store) leave() {
 	s.mu.Unlock()
 }
 
-// observeRev raises the highest revision seen.
-func (s *Store) observeRev(rev int64) {
-	for {
-		cur := s.rev.Load()
-		if rev <= cur || s.rev.CompareAndSwap(cur, rev) {
-			return
-		}
-	}
-}
-
 // pick chooses the member for one run of View or Update.
 func (s *Store) pick() (*member, backend.Ticket, error) {
 	n, t, err := s.group.Pick()
@@ -319,18 +308,18 @@ func (s *Store) Update(ctx context.Context, fn func(tx kv.Txn) error) error {
 		return err
 	}
 	defer s.leave()
-	var hot []string // keys the last conflicting run wrote
+	var hot []string // keys the last conflicting run read and wrote
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		release := s.locks.acquire(ctx, hot, s.timeout)
-		written, err := s.attempt(ctx, fn)
+		updated, err := s.attempt(ctx, fn)
 		release()
 		if !errors.Is(err, errRerun) {
 			return err
 		}
-		hot = written
+		hot = updated
 		if attempt >= s.maxRetries {
 			s.exhausted.Add(1)
 			return fmt.Errorf("%w: gave up after %d runs", kv.ErrConflict, attempt+1)
@@ -342,8 +331,10 @@ func (s *Store) Update(ctx context.Context, fn func(tx kv.Txn) error) error {
 	}
 }
 
-// attempt runs fn once on one member and commits it. It returns the keys
-// the run wrote, for the locks of a rerun.
+// attempt runs fn once on one member and commits it. When the run must be
+// rerun, it returns the keys the run both read and wrote, for the locks of
+// the rerun: only a read can fail a commit, and those keys are the ones
+// that contending read-modify-write transactions fail each other on.
 func (s *Store) attempt(ctx context.Context, fn func(tx kv.Txn) error) ([]string, error) {
 	m, ticket, err := s.pick()
 	if err != nil {
@@ -361,11 +352,13 @@ func (s *Store) attempt(ctx context.Context, fn func(tx kv.Txn) error) ([]string
 	if !errors.Is(err, errRerun) {
 		return nil, err
 	}
-	written := make([]string, 0, len(t.writes.byKey))
-	for k := range t.writes.byKey {
-		written = append(written, k)
+	var updated []string
+	for k := range t.reads {
+		if _, ok := t.writes.byKey[k]; ok {
+			updated = append(updated, k)
+		}
 	}
-	return written, err
+	return updated, err
 }
 
 // backoff sleeps before a transaction's next attempt.

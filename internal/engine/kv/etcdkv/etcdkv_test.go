@@ -127,15 +127,18 @@ func pairs(ps []kv.Pair) string {
 	return b.String()
 }
 
-// TestManyComparisons reads and writes more keys than etcd compares in one
-// transaction: the commit succeeds with merged comparisons, and a change
-// to any key the transaction touched still makes it run again.
+// TestManyComparisons reads more keys than etcd compares in one
+// transaction: the commit succeeds with merged comparisons, a change to any
+// key the transaction read still makes it run again, and a change to a key
+// it only wrote does not.
 func TestManyComparisons(t *testing.T) {
 	c := startCluster(t)
 	s := openStore(t, c.Endpoints(), Options{})
 	defer s.Close()
 	ctx := context.Background()
 	key := func(i int) []byte { return fmt.Appendf(nil, "many/%04d", i) }
+	// The transaction reads many/present and key(0..199), and writes
+	// key(100..219).
 	tests := []struct {
 		name      string
 		interfere []byte // key another transaction changes during the first run
@@ -143,20 +146,12 @@ func TestManyComparisons(t *testing.T) {
 	}{
 		{"no interference", nil, false},
 		{"a key read as missing is created", key(10), true},
-		{"a key written blind is changed", key(150), true},
+		{"a key read as missing and written is created", key(150), true},
 		{"a key read as present is changed", []byte("many/present"), true},
+		{"a key written blind is changed", key(210), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.Update(ctx, func(tx kv.Txn) error {
-				for i := 0; i < 250; i++ {
-					tx.Delete(key(i))
-				}
-				return nil
-			})
-			if !errors.Is(err, kv.ErrTooLarge) {
-				t.Fatalf("250 deletes = %v, want kv.ErrTooLarge", err)
-			}
 			for base := 0; base < 250; base += 100 {
 				err := s.Update(ctx, func(tx kv.Txn) error {
 					for i := base; i < min(base+100, 250); i++ {
@@ -170,12 +165,12 @@ func TestManyComparisons(t *testing.T) {
 				}
 			}
 			runs := 0
-			err = s.Update(ctx, func(tx kv.Txn) error {
+			err := s.Update(ctx, func(tx kv.Txn) error {
 				runs++
 				if _, err := tx.Get(ctx, []byte("many/present")); err != nil {
 					return err
 				}
-				for i := 0; i < 100; i++ {
+				for i := 0; i < 200; i++ {
 					if _, err := tx.Get(ctx, key(i)); err != nil && !errors.Is(err, kv.ErrNotFound) {
 						return err
 					}
@@ -195,10 +190,28 @@ func TestManyComparisons(t *testing.T) {
 				return nil
 			})
 			if err != nil {
-				t.Fatalf("Update touching 221 keys: %v", err)
+				t.Fatalf("Update reading 201 keys and writing 120: %v", err)
 			}
 			if (runs > 1) != tc.wantRerun {
 				t.Fatalf("fn ran %d times, want rerun=%v", runs, tc.wantRerun)
+			}
+			if tc.interfere == nil || bytes.HasPrefix(tc.interfere, []byte("many/p")) {
+				return
+			}
+			var v []byte
+			err = s.View(ctx, func(r kv.Reader) error {
+				var err error
+				v, err = r.Get(ctx, tc.interfere)
+				return err
+			})
+			// Every interfering key is in the written range or read as
+			// missing; either way the transaction's commit came last.
+			want := "x"
+			if bytes.Compare(tc.interfere, key(100)) < 0 {
+				want = "other"
+			}
+			if err != nil || string(v) != want {
+				t.Fatalf("%s = %q, %v after both commits; want %q", tc.interfere, v, err, want)
 			}
 		})
 	}
@@ -213,17 +226,21 @@ func TestComparesWithinLimit(t *testing.T) {
 		blind        int // keys written without a read
 		wantTooLarge bool
 		wantExact    int // comparisons of single present keys, kept exact
+		wantCompares int // 0: only check the limit
 	}{
-		{"small", 3, 2, 4, false, 3},
-		{"exactly the limit", 60, 30, 38, false, 60},
-		{"over the limit: merged", 60, 100, 128, false, 60},
-		{"all present at the limit", 128, 0, 0, false, 128},
-		{"present over the limit", 129, 0, 1, true, 0},
+		{"small", 3, 2, 4, false, 3, 5},
+		{"only blind writes", 0, 0, 10, false, 0, 0},
+		{"exactly the limit", 60, 68, 100, false, 60, 128},
+		{"blind writes do not count", 60, 30, 128, false, 60, 90},
+		{"over the limit: merged", 60, 100, 128, false, 60, 0},
+		{"all present at the limit", 128, 0, 0, false, 128, 128},
+		{"present at the limit and one missing", 128, 1, 0, true, 0, 0},
+		{"present over the limit", 129, 0, 1, true, 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tx := newTxn(s, nil)
-			tx.rev, tx.startRev = 1000, 990
+			tx.rev = 1000
 			for i := 0; i < tc.present; i++ {
 				tx.reads[fmt.Sprintf("a%04d", i)] = int64(500 + i)
 			}
@@ -247,6 +264,9 @@ func TestComparesWithinLimit(t *testing.T) {
 			if len(cmps) > maxCompares {
 				t.Fatalf("%d comparisons, etcd takes at most %d", len(cmps), maxCompares)
 			}
+			if tc.wantCompares != 0 && len(cmps) != tc.wantCompares {
+				t.Errorf("%d comparisons, want %d", len(cmps), tc.wantCompares)
+			}
 			covered := map[string]bool{}
 			exact := 0
 			for _, c := range cmps {
@@ -254,8 +274,13 @@ func TestComparesWithinLimit(t *testing.T) {
 					t.Fatalf("comparison key %q lacks the prefix", c.Key)
 				}
 				if c.RangeEnd == nil {
-					covered[string(c.Key[len(s.prefix):])] = true
-					if c.Result.String() == "EQUAL" && c.GetModRevision() >= 500 {
+					k := string(c.Key[len(s.prefix):])
+					covered[k] = true
+					mod, read := tx.reads[k]
+					if c.Result.String() != "EQUAL" || !read || c.GetModRevision() != mod {
+						t.Errorf("comparison of %q is %v %d, want EQUAL to the revision read", k, c.Result, c.GetModRevision())
+					}
+					if mod != 0 {
 						exact++
 					}
 					continue
@@ -263,16 +288,15 @@ func TestComparesWithinLimit(t *testing.T) {
 				if c.Result.String() != "LESS" || c.GetModRevision() != tx.rev+1 {
 					t.Fatalf("range comparison %q..%q is %v %d, want LESS than the read revision+1", c.Key, c.RangeEnd, c.Result, c.GetModRevision())
 				}
-				for k := range tx.reads {
-					fk := append([]byte("/p/"), k...)
-					if bytes.Compare(fk, c.Key) >= 0 && bytes.Compare(fk, c.RangeEnd) < 0 {
-						covered[k] = true
-					}
-				}
-				for k := range tx.writes.byKey {
-					fk := append([]byte("/p/"), k...)
-					if bytes.Compare(fk, c.Key) >= 0 && bytes.Compare(fk, c.RangeEnd) < 0 {
-						covered[k] = true
+				for _, keys := range []map[string]bool{keySet(tx.reads), keySet(tx.writes.byKey)} {
+					for k := range keys {
+						fk := append([]byte("/p/"), k...)
+						if bytes.Compare(fk, c.Key) >= 0 && bytes.Compare(fk, c.RangeEnd) < 0 {
+							covered[k] = true
+							if mod := tx.reads[k]; mod != 0 {
+								t.Errorf("range comparison %q..%q covers %q, read as present", c.Key, c.RangeEnd, k)
+							}
+						}
 					}
 				}
 			}
@@ -285,12 +309,20 @@ func TestComparesWithinLimit(t *testing.T) {
 				}
 			}
 			for k := range tx.writes.byKey {
-				if !covered[k] {
-					t.Errorf("written key %q is not compared", k)
+				if covered[k] {
+					t.Errorf("key %q, written blind, is compared", k)
 				}
 			}
 		})
 	}
+}
+
+func keySet[V any](m map[string]V) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
 }
 
 func TestClassify(t *testing.T) {

@@ -11,13 +11,14 @@ import (
 const lockStripes = 1024
 
 // keyLocks serializes, within this gateway, the reruns of transactions
-// that write the same keys. Optimistic transactions on a hot key (the times
-// of a directory many files are created in) otherwise keep failing each
-// other's comparisons: an etcd transaction spans several round trips, and
-// every commit in that window dooms the others. After a conflict, a
-// transaction reruns holding the locks of the keys its failed run wrote,
-// so that this gateway's contenders commit one after the other; contenders
-// on other gateways are still caught by the comparisons.
+// that read and write the same keys. Optimistic read-modify-write
+// transactions on a hot key (a quota counter shard, an allocator) otherwise
+// keep failing each other's comparisons: an etcd transaction spans several
+// round trips, and every commit in that window dooms the others. After a
+// conflict, a transaction reruns holding the locks of the keys its failed
+// run both read and wrote, so that this gateway's contenders commit one
+// after the other; contenders on other gateways are still caught by the
+// comparisons. Keys only written take no lock: they cannot fail a commit.
 //
 // Locks are stripes of a hash, taken in stripe order; a stripe that stays
 // busy longer than the wait bound is skipped rather than waited for, so a

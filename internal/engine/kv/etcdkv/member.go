@@ -243,9 +243,6 @@ func (s *Store) probe(ctx context.Context, n *backend.Node) error {
 	if err != nil {
 		return fmt.Errorf("status of etcd member %s at %s: %w", m.name, m.endpoint, err)
 	}
-	if resp.Header != nil {
-		s.observeRev(resp.Header.Revision)
-	}
 	if resp.Leader == 0 {
 		return fmt.Errorf("etcd member %s at %s has no leader: the cluster has lost quorum or is electing", m.name, m.endpoint)
 	}

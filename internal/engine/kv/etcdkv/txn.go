@@ -77,7 +77,6 @@ func (r *reader) rangeAt(ctx context.Context, req *pb.RangeRequest) (*pb.RangeRe
 	}
 	if r.rev == 0 && resp.Header != nil {
 		r.rev = resp.Header.Revision
-		r.s.observeRev(r.rev)
 	}
 	return resp, nil
 }
@@ -303,10 +302,8 @@ func (ws *writeSet) inRange(start, end []byte, reverse bool) []*write {
 // txn is one run of an Update function.
 type txn struct {
 	reader
-	// startRev is the highest revision the store had seen when the run
-	// began: a key written without being read must not have changed since.
-	startRev int64
-	// reads holds the modification revision each Get saw, 0 for missing.
+	// reads holds the modification revision each Get of committed state
+	// saw, 0 for missing: the keys the commit compares.
 	reads  map[string]int64
 	writes writeSet
 	ops    int
@@ -319,10 +316,9 @@ var _ kv.Txn = (*txn)(nil)
 
 func newTxn(s *Store, m *member) *txn {
 	return &txn{
-		reader:   reader{s: s, m: m},
-		startRev: s.rev.Load(),
-		reads:    make(map[string]int64, 8),
-		writes:   writeSet{byKey: make(map[string]*write, 8)},
+		reader: reader{s: s, m: m},
+		reads:  make(map[string]int64, 8),
+		writes: writeSet{byKey: make(map[string]*write, 8)},
 	}
 }
 
@@ -420,9 +416,6 @@ func (t *txn) commit(ctx context.Context) error {
 		// Unavailable here is ambiguous: the commit may have been applied.
 		return err
 	}
-	if resp.Header != nil {
-		t.s.observeRev(resp.Header.Revision)
-	}
 	if !resp.Succeeded {
 		return errRerun
 	}
@@ -430,58 +423,46 @@ func (t *txn) commit(ctx context.Context) error {
 	return nil
 }
 
-// compares builds the commit's guard; see the package comment.
+// compares builds the commit's guard: one comparison per key read, none
+// for keys only written; see the package comment.
 func (t *txn) compares() ([]*pb.Compare, error) {
-	var exact []*pb.Compare
-	var loose [][]byte // keys read as missing or written without a read
+	cmps := make([]*pb.Compare, 0, min(len(t.reads), maxCompares))
+	var missing [][]byte
 	for k, mod := range t.reads {
 		if mod != 0 {
-			exact = append(exact, modEquals(t.fullKey([]byte(k)), mod))
+			cmps = append(cmps, modEquals(t.fullKey([]byte(k)), mod))
 		} else {
-			loose = append(loose, []byte(k))
+			missing = append(missing, []byte(k))
 		}
 	}
-	for k := range t.writes.byKey {
-		if _, read := t.reads[k]; !read {
-			loose = append(loose, []byte(k))
+	if len(cmps)+len(missing) <= maxCompares {
+		for _, k := range missing {
+			cmps = append(cmps, modEquals(t.fullKey(k), 0))
 		}
+		return cmps, nil
 	}
-	if len(exact)+len(loose) <= maxCompares {
-		for _, k := range loose {
-			if mod, read := t.reads[string(k)]; read {
-				exact = append(exact, modEquals(t.fullKey(k), mod))
-			} else {
-				exact = append(exact, modBelow(t.fullKey(k), nil, t.startRev+1))
-			}
-		}
-		return exact, nil
-	}
-	budget := maxCompares - len(exact)
+	budget := maxCompares - len(cmps)
 	if budget < 1 {
-		return nil, fmt.Errorf("%w: the transaction read %d existing keys; etcd compares at most %d per transaction", kv.ErrTooLarge, len(exact), maxCompares)
+		return nil, fmt.Errorf("%w: the transaction read %d existing keys; etcd compares at most %d per transaction", kv.ErrTooLarge, len(cmps), maxCompares)
 	}
-	// The range comparisons hold at the read revision: every key read
-	// was seen at or before it, and any change after it fails them.
-	ceiling := max(t.rev, t.startRev) + 1
-	slices.SortFunc(loose, bytes.Compare)
+	// Every key was read as missing at the read revision, so any key of
+	// a range modified after it is a change the commit must not miss;
+	// keys of the range that the transaction did not read only add
+	// needless reruns.
+	ceiling := t.rev + 1
+	slices.SortFunc(missing, bytes.Compare)
 	for g := 0; g < budget; g++ {
-		first, last := g*len(loose)/budget, (g+1)*len(loose)/budget-1
-		if first > last {
-			continue
+		first, last := g*len(missing)/budget, (g+1)*len(missing)/budget-1
+		switch {
+		case first > last:
+		case first == last:
+			cmps = append(cmps, modEquals(t.fullKey(missing[first]), 0))
+		default:
+			end := append(t.fullKey(missing[last]), 0)
+			cmps = append(cmps, modBelow(t.fullKey(missing[first]), end, ceiling))
 		}
-		if first == last {
-			k := loose[first]
-			if mod, read := t.reads[string(k)]; read {
-				exact = append(exact, modEquals(t.fullKey(k), mod))
-			} else {
-				exact = append(exact, modBelow(t.fullKey(k), nil, t.startRev+1))
-			}
-			continue
-		}
-		end := append(t.fullKey(loose[last]), 0)
-		exact = append(exact, modBelow(t.fullKey(loose[first]), end, ceiling))
 	}
-	return exact, nil
+	return cmps, nil
 }
 
 func modEquals(key []byte, mod int64) *pb.Compare {

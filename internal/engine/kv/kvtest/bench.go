@@ -23,6 +23,13 @@ func Bench(b *testing.B, open func(b *testing.B) kv.Store) {
 			BenchUpdateSmall(b, s, committers)
 		})
 	}
+	for _, committers := range []int{16, 64} {
+		b.Run(fmt.Sprintf("UpdateSharedKey/committers=%d", committers), func(b *testing.B) {
+			s := open(b)
+			b.Cleanup(func() { _ = s.Close() })
+			BenchUpdateSharedKey(b, s, committers)
+		})
+	}
 	b.Run("GetCached", func(b *testing.B) {
 		s := open(b)
 		b.Cleanup(func() { _ = s.Close() })
@@ -91,7 +98,22 @@ func preload(b *testing.B, s kv.Store, committers int) {
 // Each committer works on its own keys, so conflicts are rare and the figure
 // is the commit path's throughput. It reports txn/s.
 func BenchUpdateSmall(b *testing.B, s kv.Store, committers int) {
+	benchUpdate(b, s, committers, false)
+}
+
+// BenchUpdateSharedKey is BenchUpdateSmall with one of the 4 writes going,
+// blind, to a key every committer writes: the shape of creates in one
+// directory, which all write its times. Blind writes do not conflict, so
+// the figure should match BenchUpdateSmall's. It reports txn/s and
+// runs/txn, the runs of fn per committed transaction.
+func BenchUpdateSharedKey(b *testing.B, s kv.Store, committers int) {
+	benchUpdate(b, s, committers, true)
+}
+
+func benchUpdate(b *testing.B, s kv.Store, committers int, shared bool) {
 	preload(b, s, committers)
+	sharedKey := []byte("bench/shared")
+	var runs atomic.Int64
 	ctx := context.Background()
 	var next atomic.Int64
 	var conflicts atomic.Int64
@@ -111,6 +133,7 @@ func BenchUpdateSmall(b *testing.B, s kv.Store, committers int) {
 					keys[i] = rng.IntN(benchKeysPerCommitter)
 				}
 				err := s.Update(ctx, func(tx kv.Txn) error {
+					runs.Add(1)
 					for i := 0; i < benchReads; i++ {
 						if _, err := tx.Get(ctx, benchKey(c, keys[i])); err != nil {
 							return err
@@ -118,7 +141,11 @@ func BenchUpdateSmall(b *testing.B, s kv.Store, committers int) {
 					}
 					for i := 0; i < benchWrites; i++ {
 						val[0] = byte(i)
-						tx.Put(benchKey(c, keys[i]), val)
+						if shared && i == benchWrites-1 {
+							tx.Put(sharedKey, val)
+						} else {
+							tx.Put(benchKey(c, keys[i]), val)
+						}
 					}
 					return nil
 				})
@@ -137,6 +164,9 @@ func BenchUpdateSmall(b *testing.B, s kv.Store, committers int) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "txn/s")
+	if shared {
+		b.ReportMetric(float64(runs.Load())/float64(b.N), "runs/txn")
+	}
 	if n := conflicts.Load(); n > 0 {
 		b.Logf("%d transactions exhausted their conflict retries", n)
 	}

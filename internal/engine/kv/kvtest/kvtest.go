@@ -43,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T) kv.Store) {
 		{"ConflictRerunsFn", testConflictRerunsFn},
 		{"CounterContention", testCounterContention},
 		{"DisjointWritersDoNotConflict", testDisjointWritersDoNotConflict},
+		{"BlindWritersDoNotConflict", testBlindWritersDoNotConflict},
+		{"ScanGuardKey", testScanGuardKey},
 		{"ViewConsistency", testViewConsistency},
 		{"ContextCanceled", testContextCanceled},
 		{"Closed", testClosed},
@@ -556,29 +558,44 @@ func testTooLarge(t *testing.T, s kv.Store) {
 	}
 }
 
+// Values of "k" in testConflictRerunsFn: absent stands for a missing key.
+const absent = "<absent>"
+
 // testConflictRerunsFn has another transaction commit between the first run
 // of fn and its commit, and checks that the first run's writes are
-// discarded and fn runs again when, and only when, the contract says so.
+// discarded and fn runs again when, and only when, the contract says so:
+// when a key fn read was changed, not when a key it only wrote was.
 func testConflictRerunsFn(t *testing.T, s kv.Store) {
 	tests := []struct {
 		name string
 		// setup is committed before the transaction starts.
 		setup []string
 		// access is what the transaction does with key "k" before the
-		// interference: "get" or "put".
+		// interference: "get"; "put" or "delete" (blind); "put get" or
+		// "delete get" (a Get of its own write); "get put" (append "+1" to
+		// what it read).
 		access string
 		// interfere is what the other transaction does: put or delete a key.
 		interfereOp, interfereKey string
 		wantRerun                 bool
-		// wantSeen is the value of "k" the transaction's final run saw.
-		wantSeen string
+		// wantSeen is what the transaction's final run read of "k" ("" if
+		// it read nothing), wantFinal the value of "k" after both commits.
+		wantSeen, wantFinal string
 	}{
-		{"read missing key then it is created", nil, "get", "put", "k", true, "other"},
-		{"read key then it is changed", []string{"k", "orig"}, "get", "put", "k", true, "other"},
-		{"read key then it is deleted", []string{"k", "orig"}, "get", "delete", "k", true, "absent"},
-		{"blind write then key is written", []string{"k", "orig"}, "put", "put", "k", true, ""},
-		{"read key, unrelated key changes", []string{"k", "orig"}, "get", "put", "unrelated", false, "orig"},
-		{"read missing key, unrelated key created", nil, "get", "put", "unrelated", false, "absent"},
+		{"read missing key then it is created", nil, "get", "put", "k", true, "other", "other"},
+		{"read key then it is changed", []string{"k", "orig"}, "get", "put", "k", true, "other", "other"},
+		{"read key then it is deleted", []string{"k", "orig"}, "get", "delete", "k", true, absent, absent},
+		{"read key then it is rewritten unchanged", []string{"k", "other"}, "get", "put", "k", true, "other", "other"},
+		{"read key, unrelated key changes", []string{"k", "orig"}, "get", "put", "unrelated", false, "orig", "orig"},
+		{"read missing key, unrelated key created", nil, "get", "put", "unrelated", false, absent, absent},
+		{"read-modify-write then key is changed", []string{"k", "orig"}, "get put", "put", "k", true, "other", "other+1"},
+		{"read-modify-write of missing key then it is created", nil, "get put", "put", "k", true, "other", "other+1"},
+		{"blind write then key is written", []string{"k", "orig"}, "put", "put", "k", false, "", "mine"},
+		{"blind write then key is deleted", []string{"k", "orig"}, "put", "delete", "k", false, "", "mine"},
+		{"blind write of missing key then it is created", nil, "put", "put", "k", false, "", "mine"},
+		{"blind delete then key is written", []string{"k", "orig"}, "delete", "put", "k", false, "", absent},
+		{"read of own write then key is written", []string{"k", "orig"}, "put get", "put", "k", false, "mine", "mine"},
+		{"read of own delete then key is written", []string{"k", "orig"}, "delete get", "put", "k", false, absent, absent},
 	}
 	ctx := context.Background()
 	for _, tc := range tests {
@@ -600,19 +617,35 @@ func testConflictRerunsFn(t *testing.T, s kv.Store) {
 			err = s.Update(ctx, func(tx kv.Txn) error {
 				runs++
 				seen = ""
-				switch tc.access {
-				case "get":
+				read := func() error {
 					v, err := tx.Get(ctx, []byte("k"))
 					switch {
 					case errors.Is(err, kv.ErrNotFound):
-						seen = "absent"
+						seen = absent
 					case err != nil:
 						return err
 					default:
 						seen = string(v)
 					}
-				case "put":
-					tx.Put([]byte("k"), []byte("mine"))
+					return nil
+				}
+				for _, op := range strings.Fields(tc.access) {
+					var err error
+					switch op {
+					case "get":
+						err = read()
+					case "put":
+						if seen == "" {
+							tx.Put([]byte("k"), []byte("mine"))
+						} else {
+							tx.Put([]byte("k"), []byte(strings.TrimPrefix(seen, absent)+"+1"))
+						}
+					case "delete":
+						tx.Delete([]byte("k"))
+					}
+					if err != nil {
+						return err
+					}
 				}
 				if runs == 1 {
 					// The other transaction runs on its own goroutine, as a
@@ -644,13 +677,142 @@ func testConflictRerunsFn(t *testing.T, s kv.Store) {
 				// spurious rerun points at a check that is far too coarse.
 				t.Fatalf("fn ran %d times, want rerun=%v", runs, tc.wantRerun)
 			}
-			if tc.access == "put" {
-				// The blind writer committed last, on its rerun.
-				wantValue(t, s, "k", "mine")
-				return
+			if seen != tc.wantSeen {
+				t.Errorf("final run saw k=%q, want %q", seen, tc.wantSeen)
+			}
+			wantValue(t, s, "seen", tc.wantSeen)
+			if tc.wantFinal == absent {
+				wantMissing(t, s, "k")
+			} else {
+				wantValue(t, s, "k", tc.wantFinal)
+			}
+		})
+	}
+}
+
+// testBlindWritersDoNotConflict has many goroutines write one shared key
+// blind, as entry changes write their directory's times, each with keys of
+// its own: every Update must commit on its first run, and the shared key
+// must hold one of the values written.
+func testBlindWritersDoNotConflict(t *testing.T, s kv.Store) {
+	const goroutines, txns = 16, 30
+	ctx := context.Background()
+	var runs atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < txns; i++ {
+				err := s.Update(ctx, func(tx kv.Txn) error {
+					runs.Add(1)
+					tx.Put([]byte("shared"), fmt.Appendf(nil, "%02d/%03d", g, i))
+					tx.Put(fmt.Appendf(nil, "own/%02d/%03d", g, i), []byte("x"))
+					return nil
+				})
+				if err != nil {
+					t.Errorf("goroutine %d txn %d: %v", g, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := runs.Load(); n != goroutines*txns {
+		t.Errorf("%d Updates ran fn %d times: transactions that only write must never rerun", goroutines*txns, n)
+	}
+	v, err := viewGet(t, s, "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g, i int
+	if _, err := fmt.Sscanf(string(v), "%02d/%03d", &g, &i); err != nil || g >= goroutines || i >= txns {
+		t.Fatalf("shared = %q, not one of the values written", v)
+	}
+	err = s.View(ctx, func(r kv.Reader) error {
+		ps, err := r.Scan(ctx, []byte("own/"), kv.PrefixEnd([]byte("own/")), 0, false)
+		if err == nil && len(ps) != goroutines*txns {
+			err = fmt.Errorf("%d keys of the writers' own, want %d: a blind writer's other writes were lost", len(ps), goroutines*txns)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testScanGuardKey checks the contract's way to protect a scan: the
+// transaction that scans Gets a guard key, and every change to the range
+// writes the guard blind. A change made that way between the scan and the
+// commit reruns the scanner, which then sees it.
+func testScanGuardKey(t *testing.T, s kv.Store) {
+	tests := []struct {
+		name      string
+		interfere []string // ops: "put KEY" or "delete KEY"
+		wantRerun bool
+		wantSeen  string // the keys of the range the final run scanned
+	}{
+		{"insert into the range and write the guard", []string{"put r/c", "put guard"}, true, "r/a r/b r/c"},
+		{"delete from the range and write the guard", []string{"delete r/a", "put guard"}, true, "r/b"},
+		{"write the guard only", []string{"put guard"}, true, "r/a r/b"},
+		{"insert outside the range", []string{"put s/a"}, false, "r/a r/b"},
+	}
+	ctx := context.Background()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Update(ctx, func(tx kv.Txn) error {
+				for _, k := range []string{"r/a", "r/b", "r/c", "s/a", "guard", "seen"} {
+					tx.Delete([]byte(k))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("resetting keys: %v", err)
+			}
+			putAll(t, s, "guard", "0", "r/a", "a", "r/b", "b")
+			runs := 0
+			seen := ""
+			err = s.Update(ctx, func(tx kv.Txn) error {
+				runs++
+				if _, err := tx.Get(ctx, []byte("guard")); err != nil {
+					return err
+				}
+				ps, err := tx.Scan(ctx, []byte("r/"), kv.PrefixEnd([]byte("r/")), 0, false)
+				if err != nil {
+					return err
+				}
+				var keys []string
+				for _, p := range ps {
+					keys = append(keys, string(p.Key))
+				}
+				seen = strings.Join(keys, " ")
+				if runs == 1 {
+					err := s.Update(ctx, func(tx2 kv.Txn) error {
+						for _, op := range tc.interfere {
+							verb, key, _ := strings.Cut(op, " ")
+							if verb == "delete" {
+								tx2.Delete([]byte(key))
+							} else {
+								tx2.Put([]byte(key), []byte("new"))
+							}
+						}
+						return nil
+					})
+					if err != nil {
+						return fmt.Errorf("interfering Update: %w", err)
+					}
+				}
+				tx.Put([]byte("seen"), []byte(seen))
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			if reran := runs > 1; reran != tc.wantRerun {
+				t.Fatalf("fn ran %d times, want rerun=%v", runs, tc.wantRerun)
 			}
 			if seen != tc.wantSeen {
-				t.Fatalf("final run saw k=%q, want %q", seen, tc.wantSeen)
+				t.Errorf("final run scanned %q, want %q", seen, tc.wantSeen)
 			}
 			wantValue(t, s, "seen", tc.wantSeen)
 		})

@@ -11,15 +11,18 @@
 //   - A transaction remembers the commit sequence it started at and writes to
 //     an indexed batch, so that its reads see its own writes. Reads go to the
 //     live database, not a snapshot.
-//   - Every key read with Get and every key written is hashed into a slot of a
-//     fixed-size conflict table, which holds the sequence of the last commit
-//     that wrote a key hashing there. Collisions only cause needless reruns,
-//     never missed conflicts.
+//   - Every key read with Get from the database (not answered by the
+//     transaction's own writes) and every key written is hashed into a slot
+//     of a fixed-size conflict table, which holds the sequence of the last
+//     commit that wrote a key hashing there. Collisions only cause needless
+//     reruns, never missed conflicts.
 //   - Commit takes the commit mutex, rejects the transaction if any of its
-//     slots is newer than its start sequence, stamps its write slots with a
-//     new sequence, hands the batch to Pebble (which makes it visible before
-//     returning) and only then publishes the new sequence. A transaction
-//     that starts at sequence S therefore sees every commit up to S, and any
+//     read slots is newer than its start sequence, stamps its write slots
+//     with a new sequence, hands the batch to Pebble (which makes it visible
+//     before returning) and only then publishes the new sequence. Write
+//     slots are not checked: the kv contract lets blind writes of one key
+//     commit side by side, the last one applied winning. A transaction that
+//     starts at sequence S therefore sees every commit up to S, and any
 //     newer value it may read belongs to a commit whose slots are newer than
 //     S, which fails its validation.
 //   - The WAL sync is waited for after the mutex is released, so that the
@@ -329,11 +332,9 @@ func (s *Store) validateAndApply(t *txn) (bool, error) {
 			return false, errConflict
 		}
 	}
-	for _, i := range t.writes {
-		if s.slots[i] > t.start {
-			return false, errConflict
-		}
-	}
+	// Written slots are not checked: blind writes never conflict, and the
+	// batch is applied after every commit before it, so the last committer
+	// of a key wins.
 	if t.batch.Empty() {
 		return false, nil
 	}

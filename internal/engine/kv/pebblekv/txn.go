@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -18,7 +19,9 @@ type txn struct {
 	batch *pebble.Batch
 	// start is the last sequence visible when the run began.
 	start uint64
-	// reads and writes are the conflict-table slots of the keys touched.
+	// reads are the conflict-table slots of the keys read from the
+	// database, which commit validates; writes are those of the keys
+	// written, which commit stamps.
 	reads, writes []uint64
 	ops           int
 	// err is the first limit violation; Put and Delete have no error result.
@@ -52,7 +55,9 @@ func (t *txn) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	t.reads = append(t.reads, t.s.slot(key))
+	if slot := t.s.slot(key); !t.wrote(key, slot) {
+		t.reads = append(t.reads, slot)
+	}
 	return get(t.batch, key)
 }
 
@@ -77,6 +82,28 @@ func (t *txn) Delete(key []byte) {
 	}
 	t.writes = append(t.writes, t.s.slot(key))
 	_ = t.batch.Delete(key, nil)
+}
+
+// wrote reports whether the transaction has put or deleted key, whose
+// conflict slot is slot: a Get of such a key is answered by the batch,
+// reads nothing committed and is not recorded. The slot rules out almost
+// every other key without reading the batch, so writes need no index of
+// their own; an error reading the batch answers false, which only records
+// a needless read.
+func (t *txn) wrote(key []byte, slot uint64) bool {
+	if !slices.Contains(t.writes, slot) {
+		return false
+	}
+	r := t.batch.Reader()
+	for {
+		_, k, _, ok, err := r.Next()
+		if !ok || err != nil {
+			return false
+		}
+		if bytes.Equal(k, key) {
+			return true
+		}
+	}
 }
 
 // admit counts one write against the kv limits and reports whether it is
