@@ -146,7 +146,7 @@ func UsageKey(kind QuotaKind, id uint32) []byte { return quotaKey(tagUsage, kind
 
 // UsageShards is the number of counter records one id's usage is spread
 // over, so that concurrent writers of one user rarely touch the same key.
-const UsageShards = 64
+const UsageShards = 256
 
 // UsageShardKey is one usage counter shard of a user or group.
 func UsageShardKey(kind QuotaKind, id uint32, shard uint8) []byte {
