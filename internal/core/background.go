@@ -33,6 +33,9 @@ func (fs *FS) startBackground(ctx context.Context) {
 			fn(ctx)
 		}()
 	}
+	if w, ok := fs.store.(changeWatcher); ok {
+		fs.followChanges(ctx, w)
+	}
 	run("flusher", fs.flusher)
 	run("compactor", fs.compactor)
 	run("reaper", fs.reaper)

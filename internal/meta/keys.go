@@ -187,3 +187,33 @@ func ReleaseKey(uniq uint64) []byte { return key64(tagRelease, uniq) }
 
 // ReleasePrefix covers every release list.
 func ReleasePrefix() []byte { return []byte{tagRelease} }
+
+// Changes that invalidate cached state, for watchers of the store: the
+// prefixes of every inode, directory times and entry record, and the
+// parsers of their keys.
+
+// InodePrefix covers every inode record.
+func InodePrefix() []byte { return []byte{tagInode} }
+
+// DirTimesPrefix covers every directory times record.
+func DirTimesPrefix() []byte { return []byte{tagDirTimes} }
+
+// DentryAllPrefix covers every directory entry.
+func DentryAllPrefix() []byte { return []byte{tagDentry} }
+
+// ParseAttrKey returns the inode whose attributes a key of InodePrefix or
+// DirTimesPrefix holds.
+func ParseAttrKey(k []byte) (ino uint64, ok bool) {
+	if len(k) != 9 || (k[0] != tagInode && k[0] != tagDirTimes) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[1:]), true
+}
+
+// ParseDentryKey splits a directory entry key into directory and name.
+func ParseDentryKey(k []byte) (parent uint64, name string, ok bool) {
+	if len(k) < 9 || k[0] != tagDentry {
+		return 0, "", false
+	}
+	return binary.BigEndian.Uint64(k[1:9]), string(k[9:]), true
+}
