@@ -53,6 +53,11 @@ func runFsck(ctx context.Context, args []string, out, errOut io.Writer) error {
 	for _, p := range rep.Problems {
 		fmt.Fprintln(out, p.String())
 	}
+	if rep.UnreferencedBlocks > 0 {
+		// Not a problem: a crash between storing blocks and committing them
+		// leaves such blocks, and gc removes them.
+		fmt.Fprintf(out, "fsck: %d blocks belong to no slice; `cfs-gateway gc` removes them\n", rep.UnreferencedBlocks)
+	}
 	if len(rep.Problems) > 0 {
 		fmt.Fprintf(out, "fsck: %d problems found\n", len(rep.Problems))
 		return exitCode(1)

@@ -20,6 +20,10 @@ import (
 	"github.com/claudefs/cfs-gateway/internal/meta"
 )
 
+// DeleteAtOnce is the BlockDeleteDelay of blocks deleted as soon as
+// nothing references them.
+const DeleteAtOnce time.Duration = -1
+
 // Options configures a filesystem. Zero values take the documented defaults.
 type Options struct {
 	Store  kv.Store   // metadata engine (required)
@@ -40,7 +44,8 @@ type Options struct {
 	// FlushInterval is how long written data may stay buffered [5 s].
 	FlushInterval time.Duration
 	// BlockDeleteDelay is how long blocks of an unreferenced slice are kept
-	// before deletion, so that in-flight reads still find them [1 h].
+	// before deletion, so that in-flight reads still find them [1 h];
+	// DeleteAtOnce for no delay.
 	BlockDeleteDelay time.Duration
 	// BlobParallelism is the number of concurrent blob requests per call [8].
 	BlobParallelism int
@@ -67,8 +72,11 @@ func (o *Options) setDefaults() {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 5 * time.Second
 	}
-	if o.BlockDeleteDelay <= 0 {
+	switch {
+	case o.BlockDeleteDelay == 0:
 		o.BlockDeleteDelay = time.Hour
+	case o.BlockDeleteDelay < 0:
+		o.BlockDeleteDelay = 0
 	}
 	if o.BlobParallelism <= 0 {
 		o.BlobParallelism = 8

@@ -92,7 +92,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, erro
 		WriteBackBytes:   cfg.Data.WritebackBufferBytes,
 		FileBufferBytes:  cfg.Data.FileBufferBytes,
 		FlushInterval:    cfg.Data.FlushInterval(),
-		BlockDeleteDelay: cfg.Data.BlockDeleteDelay(),
+		BlockDeleteDelay: blockDeleteDelay(cfg),
 		BlobParallelism:  cfg.Data.BlobParallelism,
 		Locks:            lock.Options{BreakTimeout: cfg.Locks.BreakTimeout()},
 		NoBackground:     opts.Tool,
@@ -305,4 +305,13 @@ func (g *Gateway) Reload(loaded *config.Config) {
 	}
 	g.fs.SetQuotaDefaults(quotaDefaults(next.Quota))
 	g.fs.Locks().SetBreakTimeout(next.Locks.BreakTimeout())
+}
+
+// blockDeleteDelay is data.block_delete_delay_secs for the core, whose zero
+// value means its default.
+func blockDeleteDelay(cfg *config.Config) time.Duration {
+	if d := cfg.Data.BlockDeleteDelay(); d > 0 {
+		return d
+	}
+	return core.DeleteAtOnce
 }
