@@ -20,7 +20,7 @@ var (
 
 const (
 	blockMagic   = "CFSB"
-	blockVersion = 1
+	blockVersion = 2
 	// blockPrefixLen is magic, version and reserved bytes.
 	blockPrefixLen = 8
 	// maxBlockHeaderLen is the header of a full BlockSize block.
@@ -34,7 +34,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // blockSegments is the number of checksummed segments of an n-byte block.
 func blockSegments(n uint32) int { return int((uint64(n) + SegmentSize - 1) / SegmentSize) }
 
-// blockHeaderLen is where the data of an n-byte block starts.
+// blockHeaderLen is the length of the header of an n-byte block, which
+// follows its data.
 func blockHeaderLen(n uint32) int { return blockPrefixLen + 4*blockSegments(n) + 4 }
 
 // maxHeaderLen is the header length of a full block.
@@ -73,14 +74,12 @@ func blockDataSize(size uint32, index int) uint32 {
 
 // encodeBlock lays out block index of slice id, holding data (1 to
 // BlockSize bytes), into dst, which must have room for
-// blockHeaderLen(len(data))+len(data) bytes, and returns the object.
-// The data is copied segment by segment and each segment is checksummed
-// right after its copy, while it is still in cache.
+// len(data)+blockHeaderLen(len(data)) bytes, and returns the object.
 func encodeBlock(dst []byte, id uint64, index int, data []byte) []byte {
-	hl := blockHeaderLen(uint32(len(data)))
-	obj := dst[:hl+len(data)]
-	copy(obj[hl:], data)
-	encodeHeader(obj[:hl], id, index, obj[hl:])
+	n := len(data)
+	obj := dst[:n+blockHeaderLen(uint32(n))]
+	copy(obj, data)
+	encodeHeader(obj[n:], id, index, obj[:n])
 	return obj
 }
 
@@ -105,7 +104,7 @@ func encodeHeader(hdr []byte, id uint64, index int, data []byte) {
 // data (1 to BlockSize bytes) appended to dst. WriteSlice uses the same
 // layout; this form exists for tools and tests.
 func EncodeBlock(dst []byte, id uint64, index int, data []byte) []byte {
-	need := blockHeaderLen(uint32(len(data))) + len(data)
+	need := len(data) + blockHeaderLen(uint32(len(data)))
 	start := len(dst)
 	dst = append(dst, make([]byte, need)...)
 	encodeBlock(dst[start:], id, index, data)
@@ -157,16 +156,17 @@ func DecodeBlock(id uint64, index int, size uint32, obj []byte) ([]byte, error) 
 		return nil, fmt.Errorf("data: block %s: data size %d outside 1..%d: %w", key, size, BlockSize, ErrChecksum)
 	}
 	hl := blockHeaderLen(size)
-	if len(obj) != hl+int(size) {
-		return nil, fmt.Errorf("data: block %s: object has %d bytes, want %d: %w (truncated or corrupt block; run fsck)", key, len(obj), hl+int(size), ErrChecksum)
+	if len(obj) != int(size)+hl {
+		return nil, fmt.Errorf("data: block %s: object has %d bytes, want %d: %w (truncated or corrupt block; run fsck)", key, len(obj), int(size)+hl, ErrChecksum)
 	}
-	if err := checkBlockHeader(key, obj[:hl], id, index, size); err != nil {
+	hdr := obj[size:]
+	if err := checkBlockHeader(key, hdr, id, index, size); err != nil {
 		return nil, err
 	}
-	if err := checkSegments(key, obj[:hl], blockIdentity(id, index, size), 0, obj[hl:]); err != nil {
+	if err := checkSegments(key, hdr, blockIdentity(id, index, size), 0, obj[:size]); err != nil {
 		return nil, err
 	}
-	return obj[hl:], nil
+	return obj[:size], nil
 }
 
 // BlockKey is the blob key of block index (holding size data bytes) of

@@ -80,8 +80,8 @@ func TestBlockRoundTrip(t *testing.T) {
 		if want := blockHeaderLen(uint32(n)) + n; len(obj) != want {
 			t.Fatalf("n=%d: object is %d bytes, want %d", n, len(obj), want)
 		}
-		if string(obj[:4]) != blockMagic || obj[4] != blockVersion {
-			t.Errorf("n=%d: object starts %x, want magic and version", n, obj[:8])
+		if hdr := obj[n:]; string(hdr[:4]) != blockMagic || hdr[4] != blockVersion {
+			t.Errorf("n=%d: header starts %x, want magic and version", n, hdr[:8])
 		}
 		got, err := DecodeBlock(42, 3, uint32(n), obj)
 		if err != nil {
@@ -100,10 +100,9 @@ func TestDecodeBlockDetectsCorruption(t *testing.T) {
 	for _, n := range []int{200, 2*SegmentSize + 5} {
 		data := randomBytes(7, n)
 		obj := EncodeBlock(nil, 9, 1, data)
-		hl := blockHeaderLen(uint32(n))
 		var positions []int
 		for i := 0; i < len(obj); i++ {
-			if n < SegmentSize || i < hl || i%997 == 0 || (i-hl)%SegmentSize == 0 || (i-hl)%SegmentSize == SegmentSize-1 || i == len(obj)-1 {
+			if n < SegmentSize || i >= n || i%997 == 0 || i%SegmentSize == 0 || i%SegmentSize == SegmentSize-1 || i == n-1 {
 				positions = append(positions, i)
 			}
 		}
@@ -191,16 +190,16 @@ func TestBlockFormatAsDocumented(t *testing.T) {
 		ident := binary.LittleEndian.AppendUint64(nil, id)
 		ident = append(ident, le32(index)...)
 		ident = append(ident, le32(uint32(n))...)
-		want := []byte("CFSB\x01\x00\x00\x00")
+		hdr := []byte("CFSB\x02\x00\x00\x00")
 		for seg := 0; seg*SegmentSize < n; seg++ {
 			part := data[seg*SegmentSize : min((seg+1)*SegmentSize, n)]
 			covered := append(append(append([]byte(nil), ident...), le32(uint32(seg))...), part...)
-			want = append(want, le32(crc32.Checksum(covered, tab))...)
+			hdr = append(hdr, le32(crc32.Checksum(covered, tab))...)
 		}
-		want = append(want, le32(crc32.Checksum(append(append([]byte(nil), ident...), want...), tab))...)
-		want = append(want, data...)
+		hdr = append(hdr, le32(crc32.Checksum(append(append([]byte(nil), ident...), hdr...), tab))...)
+		want := append(append([]byte(nil), data...), hdr...)
 		if got := EncodeBlock(nil, id, index, data); !bytes.Equal(got, want) {
-			t.Errorf("n=%d: encoded block differs from the documented layout (first header bytes %x, want %x)", n, got[:min(len(got), 16)], want[:16])
+			t.Errorf("n=%d: encoded block differs from the documented layout (first header bytes %x, want %x)", n, got[min(len(got), n):min(len(got), n+16)], hdr[:16])
 		}
 	}
 }

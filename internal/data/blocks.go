@@ -66,12 +66,12 @@ func (b *Blocks) WriteSlice(ctx context.Context, id uint64, data []byte) error {
 			var hdr [maxHeaderLen]byte
 			h := hdr[:blockHeaderLen(uint32(len(part)))]
 			encodeHeader(h, id, i, part)
-			if err := pp.PutParts(ctx, key, h, part); err != nil {
+			if err := pp.PutParts(ctx, key, part, h); err != nil {
 				return fmt.Errorf("data: write block %s: %w", key, err)
 			}
 			return nil
 		}
-		buf := getBuffer(blockHeaderLen(uint32(len(part))) + len(part))
+		buf := getBuffer(len(part) + blockHeaderLen(uint32(len(part))))
 		obj := encodeBlock(*buf, id, i, part)
 		if err := b.store.Put(ctx, key, obj); err != nil {
 			// The buffer is dropped, not pooled: an engine may still be
@@ -197,9 +197,9 @@ func (b *Blocks) readBlockInto(ctx context.Context, r blockRead) error {
 	var wg sync.WaitGroup
 	if fetched {
 		hdr = make([]byte, hl)
-		wg.Go(func() { hdrErr = b.getExact(ctx, key, 0, hdr) })
+		wg.Go(func() { hdrErr = b.getExact(ctx, key, int64(r.n), hdr) })
 	}
-	dataErr := b.getExact(ctx, key, int64(hl)+int64(spanStart), dst)
+	dataErr := b.getExact(ctx, key, int64(spanStart), dst)
 	wg.Wait()
 	if hdrErr != nil {
 		return hdrErr

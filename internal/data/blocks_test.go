@@ -261,14 +261,14 @@ func TestCorruptStoredBlock(t *testing.T) {
 		at           int  // object byte to flip
 		otherSegRead bool // whether a read of segment 2 must still succeed
 	}{
-		{"magic", 0, false},
-		{"version", 4, false},
-		{"reserved", 6, false},
-		{"segment 0 checksum", blockPrefixLen + 1, false}, // header checksum covers it
-		{"header checksum", hl - 1, false},
-		{"first data byte", hl, true},
-		{"last byte of segment 0", hl + SegmentSize - 1, true},
-		{"middle of segment 1", hl + SegmentSize + 500, true},
+		{"magic", size, false},
+		{"version", size + 4, false},
+		{"reserved", size + 6, false},
+		{"segment 0 checksum", size + blockPrefixLen + 1, false}, // header checksum covers it
+		{"header checksum", size + hl - 1, false},
+		{"first data byte", 0, true},
+		{"last byte of segment 0", SegmentSize - 1, true},
+		{"middle of segment 1", SegmentSize + 500, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

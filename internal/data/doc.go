@@ -46,30 +46,36 @@
 // block's exact layout from the chunk map alone, and a garbage collector
 // listing the store knows every block's size without reading it.
 //
-// # Block format (version 1)
+// # Block format (version 2)
 //
 // The data of a block is divided into segments of SegmentSize (64 KiB); the
 // last segment may be shorter. For n data bytes there are
-// s = ceil(n/SegmentSize) segments, and the stored object is
+// s = ceil(n/SegmentSize) segments, and the stored object is the data
+// followed by its header:
 //
-//	offset 0        magic "CFSB" (4 bytes)
-//	offset 4        format version, 1 (1 byte)
-//	offset 5        reserved, zero (3 bytes)
-//	offset 8        s segment checksums, 4 bytes each, little-endian
-//	offset 8+4s     header checksum, 4 bytes, little-endian
-//	offset 12+4s    the n data bytes
+//	offset 0        the n data bytes
+//	offset n        magic "CFSB" (4 bytes)
+//	offset n+4      format version, 2 (1 byte)
+//	offset n+5      reserved, zero (3 bytes)
+//	offset n+8      s segment checksums, 4 bytes each, little-endian
+//	offset n+8+4s   header checksum, 4 bytes, little-endian
+//
+// The data comes first so that it starts on a page boundary of the object:
+// a local engine can then write it straight from the writer's buffer with
+// direct I/O, without copying it. (Version 1, never released, had the
+// header first.)
 //
 // All checksums are CRC32C (Castagnoli), computed over the block's identity
 // followed by the covered bytes. The identity is the 16 bytes
 // le64(slice id) le32(block index) le32(n); a segment's checksum covers the
 // identity, le32(segment number), then the segment's data; the header
-// checksum covers the identity, then header bytes [0, 8+4s). Binding the
+// checksum covers the identity, then the header's first 8+4s bytes. Binding the
 // identity into every checksum means a block returned under the wrong key,
 // or a segment moved within a block, fails verification like a flipped bit.
 //
-// Because n is known from the key, the header length 12+4s (at most 268
-// bytes for a 4 MiB block) and the position of every segment are computed
-// without reading anything first. A read of bytes [off, off+len) of a block
+// Because n is known from the key, the header's place and length 12+4s (at
+// most 268 bytes for a 4 MiB block) and the position of every segment are
+// computed without reading anything first. A read of bytes [off, off+len) of a block
 // therefore needs at most two GetRange calls, issued concurrently: one for
 // the header, one for the data of the whole segments that cover the range,
 // read straight into the caller's buffer when the range is segment-aligned.
@@ -87,16 +93,17 @@
 // finds all of them. A block missing from the store gives an error
 // wrapping ErrMissingBlock. Both carry the block key.
 //
-// The magic and version stay at offsets 0 and 4 in every future format. A
-// later version may change everything after them; a reader that finds a
-// version it does not know reports ErrChecksum for that block rather than
-// guessing, so an older release never returns bytes it cannot verify.
+// The magic and version stay at offsets n and n+4 in every future format. A
+// later version may change everything else; a reader that finds a version
+// it does not know reports ErrChecksum for that block rather than guessing,
+// so an older release never returns bytes it cannot verify.
 //
 // # Writing
 //
-// WriteSlice copies each block's data once, into a pooled buffer holding
-// the header followed by the data, computing each segment's checksum while
-// the segment is still in cache, and puts the blocks concurrently. It
+// WriteSlice checksums each block's data where it lies and, on an engine
+// that takes an object in parts (blob.PartsPutter), puts the data and the
+// header without copying them; otherwise it copies both into a pooled
+// buffer. It puts the blocks of a slice concurrently. It
 // returns nil only when every block is durable, which the core relies on:
 // blocks reach stable storage before the metadata that references them.
 // A pooled buffer is reused only after its Put succeeded, so an engine that

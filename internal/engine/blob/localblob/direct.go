@@ -14,12 +14,13 @@ import (
 // through the page cache only costs: the kernel copies every byte, then
 // writes it back under memory pressure, and on a two-core machine that
 // copying alone held sequential writes well under the disk's bandwidth.
-// Direct I/O needs the memory, the file offset and the length aligned, so
-// the object is gathered into an aligned buffer (one user-space copy, far
-// cheaper than the page cache's), its aligned prefix written directly and
-// the short tail through the page cache; fdatasync then covers both.
-// A filesystem that refuses O_DIRECT (tmpfs, some FUSE mounts) is written
-// through the page cache as before.
+// Direct I/O needs the memory, the file offset and the length aligned.
+// When the object's first part starts on an aligned address (a block's
+// data, which comes first in its object, straight from a write-back
+// buffer), its aligned prefix is written from where it lies and the rest
+// through the page cache; otherwise the object is gathered into an aligned
+// buffer first. fdatasync then covers both. A filesystem that refuses
+// O_DIRECT (tmpfs, some FUSE mounts) is written through the page cache.
 const (
 	// directAlign satisfies the alignment of every common logical block
 	// size (512 and 4096 bytes).
@@ -48,22 +49,34 @@ func alignedBuffer(n int) []byte {
 var errNoDirect = errors.New("O_DIRECT not supported")
 
 // writeDirect writes the concatenation of parts (total bytes) to the empty
-// file f, the aligned prefix with O_DIRECT and the rest through the page
+// file f, an aligned prefix with O_DIRECT and the rest through the page
 // cache. It returns errNoDirect, having written nothing, when the
 // filesystem refuses direct I/O.
 func writeDirect(f *os.File, parts [][]byte, total int) error {
-	var buf []byte
-	padded := (total + directAlign - 1) &^ (directAlign - 1)
-	if padded <= directPooled {
-		p := directBuffers.Get().(*[]byte)
-		defer directBuffers.Put(p)
-		buf = *p
+	first := parts[0]
+	inPlace := len(first) >= directAlign &&
+		uintptr(unsafe.Pointer(unsafe.SliceData(first)))%directAlign == 0
+	if !inPlace {
+		// Gather the object into an aligned buffer, zero-padded to a whole
+		// number of pages: one device write, and the file cut back after.
+		padded := (total + directAlign - 1) &^ (directAlign - 1)
+		var buf []byte
+		if padded <= directPooled {
+			p := directBuffers.Get().(*[]byte)
+			defer directBuffers.Put(p)
+			buf = *p
+		} else {
+			buf = alignedBuffer(padded)
+		}
+		n := 0
+		for _, p := range parts {
+			n += copy(buf[n:], p)
+		}
+		clear(buf[total:padded])
+		first, parts = buf[:padded], nil
 	} else {
-		buf = alignedBuffer(padded)
-	}
-	n := 0
-	for _, p := range parts {
-		n += copy(buf[n:], p)
+		parts = append([][]byte{first[len(first)&^(directAlign-1):]}, parts[1:]...)
+		first = first[:len(first)&^(directAlign-1)]
 	}
 	fd := int(f.Fd())
 	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
@@ -73,13 +86,9 @@ func writeDirect(f *os.File, parts [][]byte, total int) error {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_DIRECT); err != nil {
 		return errNoDirect
 	}
-	// The last block is written whole, zero-padded, and the file cut back
-	// to the object's size: one device write instead of a direct write and
-	// a page-cache write of the tail.
-	clear(buf[total:padded])
 	done := 0
-	for done < padded {
-		n, err := unix.Write(fd, buf[done:padded])
+	for done < len(first) {
+		n, err := unix.Write(fd, first[done:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -99,13 +108,25 @@ func writeDirect(f *os.File, parts [][]byte, total int) error {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags); err != nil {
 		return &os.PathError{Op: "fcntl", Path: f.Name(), Err: err}
 	}
-	if done < total {
-		if _, err := f.Write(buf[done:total]); err != nil {
+	if parts == nil {
+		// The gathered buffer: finish a short write, then cut the padding.
+		if done < total {
+			if _, err := f.Write(first[done:total]); err != nil {
+				return err
+			}
+		}
+		if done > total {
+			return f.Truncate(int64(total))
+		}
+		return nil
+	}
+	if done < len(first) {
+		if _, err := f.Write(first[done:]); err != nil {
 			return err
 		}
 	}
-	if done > total {
-		if err := f.Truncate(int64(total)); err != nil {
+	for _, p := range parts {
+		if _, err := f.Write(p); err != nil {
 			return err
 		}
 	}
