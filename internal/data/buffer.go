@@ -27,18 +27,52 @@ func (e Extent) End() uint64 { return e.Off + uint64(len(e.Data)) }
 type FileBuffer struct {
 	exts []Extent
 	size int
-	// pooled are the stream buffers this buffer took from streamPool; Detach
+	// pooled are the stream buffers this buffer took (getStream); Detach
 	// hands them back for the caller to return once the extents are done.
 	pooled []*[]byte
 }
 
-// streamPool recycles stream buffers: reusing memory that is already
-// mapped saves the page faults and clearing that a fresh 16 MiB allocation
-// costs on every flush of a sequential writer.
+// Stream buffers are recycled: reusing memory that is already mapped
+// saves the page faults and clearing that a fresh 32 MiB allocation costs
+// on every flush of a sequential writer. A few are kept in a free list
+// that garbage collection leaves alone, enough for one writer's buffer and
+// the batches it has in flight; a sync.Pool takes the rest of a burst, and
+// a collection returns those to the system.
 var streamPool = sync.Pool{New: func() any {
 	b := make([]byte, streamGrowth)
 	return &b
 }}
+
+// streamKept is how many idle stream buffers the free list holds.
+const streamKept = 6
+
+var streamFree struct {
+	sync.Mutex
+	bufs []*[]byte
+}
+
+func getStream() *[]byte {
+	streamFree.Lock()
+	if n := len(streamFree.bufs); n > 0 {
+		b := streamFree.bufs[n-1]
+		streamFree.bufs = streamFree.bufs[:n-1]
+		streamFree.Unlock()
+		return b
+	}
+	streamFree.Unlock()
+	return streamPool.Get().(*[]byte)
+}
+
+func putStream(b *[]byte) {
+	streamFree.Lock()
+	if len(streamFree.bufs) < streamKept {
+		streamFree.bufs = append(streamFree.bufs, b)
+		streamFree.Unlock()
+		return
+	}
+	streamFree.Unlock()
+	streamPool.Put(b)
+}
 
 // Write copies p into the buffer at off; later writes win over earlier
 // ones. off+len(p) must not overflow a uint64.
@@ -125,10 +159,12 @@ func (f *FileBuffer) growTo(b []byte, n, limit int) []byte {
 		want = max(want, streamGrowth)
 	}
 	c := min(want, max(limit, n))
-	if c == streamGrowth {
-		buf := streamPool.Get().(*[]byte)
+	if cap(b) >= streamThreshold && c <= streamGrowth {
+		// A stream, even one that will stop at its chunk's end sooner:
+		// a recycled buffer, capped at what the chunk leaves.
+		buf := getStream()
 		f.pooled = append(f.pooled, buf)
-		nb := (*buf)[:n]
+		nb := (*buf)[:n:c]
 		copy(nb, b)
 		return nb
 	}
@@ -213,7 +249,7 @@ func (f *FileBuffer) Detach(maxExtent int) (exts []Extent, done func()) {
 	exts = f.Take(maxExtent)
 	return exts, func() {
 		for _, b := range pooled {
-			streamPool.Put(b)
+			putStream(b)
 		}
 	}
 }
