@@ -519,7 +519,7 @@ func Default() *Config {
 		},
 		Data: Data{
 			WritebackBufferBytes: 256 * MiB,
-			FileBufferBytes:      64 * MiB,
+			FileBufferBytes:      128 * MiB,
 			FlushIntervalMS:      5000,
 			BlockDeleteDelaySecs: 3600,
 			GCSafetyWindowSecs:   3600,

@@ -61,7 +61,7 @@ func TestDefaultsMatchGuide(t *testing.T) {
 		{"blob.s3.region", c.Blob.S3.Region, "us-east-1"},
 		{"blob.s3.use_tls", c.Blob.S3.UseTLS, false},
 		{"data.writeback_buffer_bytes", c.Data.WritebackBufferBytes, int64(268435456)},
-		{"data.file_buffer_bytes", c.Data.FileBufferBytes, int64(67108864)},
+		{"data.file_buffer_bytes", c.Data.FileBufferBytes, int64(134217728)},
 		{"data.flush_interval_ms", c.Data.FlushIntervalMS, 5000},
 		{"data.block_delete_delay_secs", c.Data.BlockDeleteDelaySecs, 3600},
 		{"data.gc_safety_window_secs", c.Data.GCSafetyWindowSecs, 3600},

@@ -39,7 +39,7 @@ type Options struct {
 
 	// WriteBackBytes caps the memory of all write-back buffers [256 MiB].
 	WriteBackBytes int64
-	// FileBufferBytes caps one file's write-back buffer [64 MiB].
+	// FileBufferBytes caps one file's unflushed data [128 MiB].
 	FileBufferBytes int64
 	// FlushInterval is how long written data may stay buffered [5 s].
 	FlushInterval time.Duration
@@ -67,7 +67,7 @@ func (o *Options) setDefaults() {
 		o.WriteBackBytes = 256 << 20
 	}
 	if o.FileBufferBytes <= 0 {
-		o.FileBufferBytes = 64 << 20
+		o.FileBufferBytes = 128 << 20
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 5 * time.Second
