@@ -16,20 +16,14 @@
 // Put returns only when the object survives power loss:
 //
 //  1. the data is written to the temporary file, large objects with
-//     O_DIRECT (see direct.go);
+//     O_DIRECT (see direct.go), and fdatasync'ed, so that the rename below
+//     can never expose a file whose blocks are missing;
 //  2. the temporary file is renamed over the key, which is atomic: a reader
-//     sees no object or the whole of it;
-//  3. the file is fdatasync'ed. Doing so after the rename lets one journal
-//     commit carry both the file's blocks and the rename on the common
-//     journaling filesystems, instead of one commit each;
-//  4. the directory holding the key is fsync'ed, because the rename is a
+//     sees no object or the whole of it, before a crash or after;
+//  3. the directory holding the key is fsync'ed, because the rename is a
 //     change to that directory and is lost with it otherwise. Puts into one
 //     directory share these syncs (see dirsync.go); every directory that a
 //     Put created is fsync'ed into its parent first.
-//
-// A crash before Put returns may thus leave an object whose bytes are not
-// all stored. Nobody refers to it, since Put never returned: the data layer
-// references a block only after its Put, and verifies checksums on read.
 //
 // Delete is not synced: an object that reappears after a crash is only a
 // block nobody references, which garbage collection lists and deletes again.
@@ -213,23 +207,19 @@ func (s *Store) PutParts(ctx context.Context, key string, parts ...[]byte) error
 		return fmt.Errorf("localblob: put %q: %w", key, err)
 	}
 	tmp := f.Name()
-	if err := s.write(f, parts); err != nil {
-		f.Close()
-		_ = os.Remove(tmp)
-		return fmt.Errorf("localblob: put %q: writing %s: %w", key, tmp, err)
+	err = s.write(f, parts)
+	if err == nil {
+		err = fdatasync(f)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		f.Close()
-		_ = os.Remove(tmp)
-		return fmt.Errorf("localblob: put %q: %w", key, err)
-	}
-	err = fdatasync(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		// The object stays: another Put of the same bytes may have been
-		// acknowledged. The caller deletes what it cannot use.
+		_ = os.Remove(tmp)
+		return fmt.Errorf("localblob: put %q: writing %s: %w", key, tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("localblob: put %q: %w", key, err)
 	}
 	if err := s.dirSyncs.sync(dir); err != nil {
