@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claudefs/cfs-gateway/internal/admin"
+	"github.com/claudefs/cfs-gateway/internal/backend"
 	"github.com/claudefs/cfs-gateway/internal/config"
 	"github.com/claudefs/cfs-gateway/internal/core"
 	"github.com/claudefs/cfs-gateway/internal/core/attrcache"
@@ -178,8 +179,8 @@ type Service struct {
 func (g *Gateway) Serve(ctx context.Context, ready func([]Service)) error {
 	cfg := g.Config()
 	g.health = admin.NewHealth(Version, 0)
-	g.health.Add(admin.Component{Name: "metadata", Kind: admin.KindMetadata, Checker: checkFunc(g.fs.Health)})
-	g.health.Add(admin.Component{Name: "blocks", Kind: admin.KindBlob, Checker: checkFunc(g.blobHealth)})
+	g.health.Add(admin.Component{Name: "metadata", Kind: admin.KindMetadata, Checker: withNodes(checkFunc(g.fs.Health), g.store)})
+	g.health.Add(admin.Component{Name: "blocks", Kind: admin.KindBlob, Checker: withNodes(checkFunc(g.blobHealth), g.blobs)})
 
 	var services []Service
 	var servers []func(context.Context) error
@@ -314,4 +315,40 @@ func blockDeleteDelay(cfg *config.Config) time.Duration {
 		return d
 	}
 	return core.DeleteAtOnce
+}
+
+// nodeReporter is implemented by engines with several backend nodes (etcd
+// members, object store endpoints).
+type nodeReporter interface {
+	NodeStatus() []backend.NodeStatus
+}
+
+// nodesCheck is a component check that also lists its engine's nodes.
+type nodesCheck struct {
+	admin.Checker
+	engine nodeReporter
+}
+
+// withNodes adds to check the engine's nodes, if it has several.
+func withNodes(check admin.Checker, engine any) admin.Checker {
+	if r, ok := engine.(nodeReporter); ok {
+		return nodesCheck{check, r}
+	}
+	return check
+}
+
+// Details lists every node with its health check and breaker state.
+func (c nodesCheck) Details() map[string]any {
+	var nodes []map[string]any
+	for _, n := range c.engine.NodeStatus() {
+		node := map[string]any{"name": n.Name, "addr": n.Addr, "up": n.Up, "breaker": n.Breaker.String()}
+		if n.LastError != "" {
+			node["error"] = n.LastError
+		}
+		if !n.CheckedAt.IsZero() {
+			node["checked_at"] = n.CheckedAt.UTC().Format(time.RFC3339Nano)
+		}
+		nodes = append(nodes, node)
+	}
+	return map[string]any{"nodes": nodes}
 }

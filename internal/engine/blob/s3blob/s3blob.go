@@ -378,3 +378,14 @@ func (s *Store) Health(ctx context.Context) error { return s.group.Healthy() }
 
 // Endpoints returns each endpoint's health and breaker state.
 func (s *Store) Endpoints() []backend.NodeStatus { return s.group.Statuses() }
+
+// NodeStatus reports each backend node's health and breaker state, in the
+// order of the configured endpoints (for the gateway's /health).
+func (s *Store) NodeStatus() []backend.NodeStatus {
+	nodes := s.group.Nodes()
+	out := make([]backend.NodeStatus, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Status()
+	}
+	return out
+}

@@ -407,3 +407,14 @@ func (s *Store) clientConfig(endpoints []string) clientv3.Config {
 }
 
 func clip(b []byte) []byte { return b[:len(b):len(b)] }
+
+// NodeStatus reports each backend node's health and breaker state, in the
+// order of the configured endpoints (for the gateway's /health).
+func (s *Store) NodeStatus() []backend.NodeStatus {
+	nodes := s.group.Nodes()
+	out := make([]backend.NodeStatus, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Status()
+	}
+	return out
+}
