@@ -104,28 +104,48 @@ func BenchmarkGet4K(b *testing.B) {
 	}
 }
 
-// BenchmarkPut4KParallel measures 4 KiB PUTs from 16 concurrent clients.
+// BenchmarkPut4KParallel measures 4 KiB PUTs from 16 concurrent clients,
+// of new keys and of keys that already exist (each PUT replaces an object,
+// whose old file the background reaper then purges).
 func BenchmarkPut4KParallel(b *testing.B) {
-	e := benchEnv(b)
-	e.ok(call{method: "PUT", path: "/bkt", user: "alice"}, 200)
-	body := strings.Repeat("x", 4096)
-	var seq atomic.Int64
-	b.SetBytes(4096)
-	b.SetParallelism(8) // 8 x GOMAXPROCS(2) = 16 clients
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			r := httptest.NewRequest("PUT", "http://s3.test/bkt/obj-"+strconv.FormatInt(seq.Add(1), 10), strings.NewReader(body))
-			r.Header.Set("X-Test-Key", "alice")
-			r.Header.Set("Content-Length", "4096")
-			w := httptest.NewRecorder()
-			e.s.ServeHTTP(w, r)
-			if w.Code != 200 {
-				b.Error(w.Code)
-				return
+	for _, tt := range []struct {
+		name string
+		keys int64 // 0: every PUT a new key
+	}{{"new", 0}, {"overwrite", 1000}} {
+		b.Run(tt.name, func(b *testing.B) {
+			e := benchEnv(b)
+			e.ok(call{method: "PUT", path: "/bkt", user: "alice"}, 200)
+			body := strings.Repeat("x", 4096)
+			key := func(n int64) string {
+				if tt.keys > 0 {
+					n %= tt.keys
+				}
+				return "/bkt/obj-" + strconv.FormatInt(n, 10)
 			}
-		}
-	})
+			if tt.keys > 0 {
+				for n := int64(0); n < tt.keys; n++ {
+					e.ok(call{method: "PUT", path: key(n), user: "alice", body: body}, 200)
+				}
+			}
+			var seq atomic.Int64
+			b.SetBytes(4096)
+			b.SetParallelism(8) // 8 x GOMAXPROCS(2) = 16 clients
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := httptest.NewRequest("PUT", "http://s3.test"+key(seq.Add(1)), strings.NewReader(body))
+					r.Header.Set("X-Test-Key", "alice")
+					r.Header.Set("Content-Length", "4096")
+					w := httptest.NewRecorder()
+					e.s.ServeHTTP(w, r)
+					if w.Code != 200 {
+						b.Error(w.Code)
+						return
+					}
+				}
+			})
+		})
+	}
 }
 
 // discardResponse is a ResponseWriter that keeps only the status and the
