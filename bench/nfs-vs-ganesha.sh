@@ -19,7 +19,7 @@ if [[ ${1:-} == --inside ]]; then
 	work=$2
 else
 	inside=0
-	work=${1:-$(mktemp -d /tmp/nfs-vs-ganesha.XXXXXX)}
+	work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/nfs-vs-ganesha.XXXXXX")}
 fi
 size=${SIZE:-1g}
 secs=${SECS:-10}

@@ -53,7 +53,7 @@ if [[ -n ${1:-} ]]; then
 	mkdir -p "$work"
 	own_work=0
 else
-	work=$(mktemp -d /tmp/scaleout-bench.XXXXXX)
+	work=$(mktemp -d "${TMPDIR:-/tmp}/scaleout-bench.XXXXXX")
 	own_work=1
 fi
 pids=()
