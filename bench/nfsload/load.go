@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/claudefs/cfs-gateway/bench/internal/loadstat"
 	"github.com/claudefs/cfs-gateway/internal/protocol/xdr/nfsv3"
 )
 
@@ -20,15 +20,15 @@ type options struct {
 	addr, mountAddr string
 	export          string
 	workload        string
-	bs              byteSize
-	size            byteSize
+	bs              loadstat.ByteSize
+	size            loadstat.ByteSize
 	qd, conns       int
 	duration        time.Duration
 	ops             int64
 	stable          string
 	uid, gid        uint
 	dir             string
-	fileSize        byteSize
+	fileSize        loadstat.ByteSize
 }
 
 func runLoad(ctx context.Context, args []string, out, errOut io.Writer) error {
@@ -87,7 +87,7 @@ func (r result) String() string {
 	if r.bytes > 0 {
 		s += fmt.Sprintf(" MiB/s=%.1f", float64(r.bytes)/secs/(1<<20))
 	}
-	p := percentiles(r.latencies, 0.50, 0.99, 0.999)
+	p := loadstat.Percentiles(r.latencies, 0.50, 0.99, 0.999)
 	s += fmt.Sprintf(" p50=%s p99=%s p99.9=%s", fmtDur(p[0]), fmtDur(p[1]), fmtDur(p[2]))
 	return s
 }
@@ -99,20 +99,6 @@ func fmtDur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 	}
-}
-
-// percentiles returns the qs-quantiles of ds (nearest rank), sorting ds.
-func percentiles(ds []time.Duration, qs ...float64) []time.Duration {
-	out := make([]time.Duration, len(qs))
-	if len(ds) == 0 {
-		return out
-	}
-	slices.Sort(ds)
-	for i, q := range qs {
-		k := int(q*float64(len(ds))+0.999999) - 1
-		out[i] = ds[min(max(k, 0), len(ds)-1)]
-	}
-	return out
 }
 
 // opFunc is one call of a workload: the i-th, on connection c. It returns

@@ -9,40 +9,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
 	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
 	"github.com/claudefs/cfs-gateway/internal/protocol/nfs3"
 )
-
-func TestPercentiles(t *testing.T) {
-	ds := []time.Duration{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
-	got := percentiles(ds, 0.5, 0.9, 0.99, 1)
-	want := []time.Duration{5, 9, 10, 10}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("quantile %d = %d, want %d", i, got[i], want[i])
-		}
-	}
-	if p := percentiles(nil, 0.5); p[0] != 0 {
-		t.Errorf("quantile of nothing = %v", p[0])
-	}
-}
-
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"4096": 4096, "4k": 4096, "1m": 1 << 20, "2G": 2 << 30} {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{"", "x", "-1", "1t"} {
-		if _, err := parseSize(bad); err == nil {
-			t.Errorf("parseSize(%q) accepted", bad)
-		}
-	}
-}
 
 // TestWorkloads runs every workload briefly against an in-process server:
 // each must finish without an error and report what it measured.

@@ -21,8 +21,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 )
 
@@ -49,37 +47,4 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return runServe(ctx, args[1:], out, errOut)
 	}
 	return fmt.Errorf("unknown command %q: use run or serve", args[0])
-}
-
-// byteSize is a flag of a size with an optional k, m or g suffix (powers
-// of 1024).
-type byteSize int64
-
-func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
-
-func (b *byteSize) Set(s string) error {
-	v, err := parseSize(s)
-	if err != nil {
-		return err
-	}
-	*b = byteSize(v)
-	return nil
-}
-
-func parseSize(s string) (int64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "k"):
-		mult, s = 1<<10, s[:len(s)-1]
-	case strings.HasSuffix(s, "m"):
-		mult, s = 1<<20, s[:len(s)-1]
-	case strings.HasSuffix(s, "g"):
-		mult, s = 1<<30, s[:len(s)-1]
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("size %q: want a number with an optional k, m or g suffix", s)
-	}
-	return v * mult, nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/claudefs/cfs-gateway/bench/internal/loadstat"
 )
 
 // Key names. Fixed-width numbers make the lexical order of a listing the
@@ -222,7 +223,7 @@ func (r result) check(what string, want int64) error {
 // line formats a run as key=value fields.
 func (r result) line(o options, op string, size int64, workers int, extra ...string) string {
 	secs := r.elapsed.Seconds()
-	p := percentiles(r.latencies, 0.50, 0.99)
+	p := loadstat.Percentiles(r.latencies, 0.50, 0.99)
 	f := []string{
 		"server=" + o.server, "op=" + op, fmt.Sprintf("size=%d", size), fmt.Sprintf("concurrency=%d", workers),
 		fmt.Sprintf("ops=%d", r.ops), fmt.Sprintf("errors=%d", r.failed), fmt.Sprintf("secs=%.2f", secs),
@@ -233,20 +234,6 @@ func (r result) line(o options, op string, size int64, workers int, extra ...str
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// percentiles returns the qs-quantiles of ds (nearest rank), sorting ds.
-func percentiles(ds []time.Duration, qs ...float64) []time.Duration {
-	out := make([]time.Duration, len(qs))
-	if len(ds) == 0 {
-		return out
-	}
-	slices.Sort(ds)
-	for i, q := range qs {
-		k := int(q*float64(len(ds))+0.999999) - 1
-		out[i] = ds[min(max(k, 0), len(ds)-1)]
-	}
-	return out
-}
 
 func createBucket(ctx context.Context, c *client, o options) error {
 	_, err := c.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(o.bucket)})

@@ -21,10 +21,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/claudefs/cfs-gateway/bench/internal/loadstat"
 )
 
 func main() {
@@ -46,7 +46,7 @@ type options struct {
 	op                       string
 	concurrency              int
 	largeConcurrency         int
-	largeSize, smallSize     byteSize
+	largeSize, smallSize     loadstat.ByteSize
 	largeCount               int64
 	count                    int64
 	duration                 time.Duration
@@ -129,42 +129,4 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return fmt.Errorf("-op is required: %s", ops)
 	}
 	return fmt.Errorf("unknown -op %q: use %s", o.op, ops)
-}
-
-// byteSize is a flag of a size with an optional k, m or g suffix (powers
-// of 1024).
-type byteSize int64
-
-func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
-
-func (b *byteSize) Set(s string) error {
-	v, err := parseSize(s)
-	if err != nil {
-		return err
-	}
-	*b = byteSize(v)
-	return nil
-}
-
-func parseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	shift := 0
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k':
-			shift = 10
-		case 'm':
-			shift = 20
-		case 'g':
-			shift = 30
-		}
-		if shift > 0 {
-			t = t[:n-1]
-		}
-	}
-	v, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || v < 0 || v > (1<<40)>>shift {
-		return 0, fmt.Errorf("size %q: want a number of bytes with an optional k, m or g suffix", s)
-	}
-	return v << shift, nil
 }
