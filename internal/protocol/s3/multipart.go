@@ -367,17 +367,15 @@ func (q *request) writePart(u *upload, n int, fill func(tmp core.Ino) (string, m
 			ck[u.rec.Checksum] = sum
 		}
 	}
-	if err := q.s.fs.Commit(q.ctx, tmp.Ino); err != nil {
-		return nil, err
-	}
 	v := &newVersion{etag: etag, meta: objectMeta{Checksums: ck}}
+	// The size counts data still buffered; the data, the part's mtime and
+	// its records commit with its name.
 	if v.tmp, err = q.s.fs.GetAttr(q.ctx, tmp.Ino); err != nil {
 		return nil, err
 	}
-	if err := q.s.fs.UpdateXattrs(q.ctx, &core.Root, tmp.Ino, map[string][]byte{xEtag: etagRecord(etag, &v.tmp), xMeta: encodeMeta(&v.meta)}, nil); err != nil {
-		return nil, err
-	}
-	if _, err := q.s.fs.Publish(q.ctx, q.ident, tmp.Ino, u.dir, partName(n)); err != nil {
+	v.tmp.Mtime = q.s.now()
+	opts := core.PublishOptions{Mtime: v.tmp.Mtime, Xattrs: map[string][]byte{xEtag: etagRecord(etag, &v.tmp), xMeta: encodeMeta(&v.meta)}}
+	if _, err := q.s.fs.PublishWith(q.ctx, q.ident, tmp.Ino, u.dir, partName(n), opts); err != nil {
 		return nil, notUpload(err)
 	}
 	ok = true
