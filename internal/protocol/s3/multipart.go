@@ -287,16 +287,26 @@ func isTimeout(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-func (q *request) uploadPart() error {
+// partTarget is what UploadPart and UploadPartCopy write into, once the
+// caller may write to the bucket: the part number and the upload.
+func (q *request) partTarget() (int, *upload, error) {
 	b, err := q.bucketFor(access{action: "s3:PutObject", perm: permWrite})
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	n, err := q.partNumber()
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	u, err := q.s.loadUpload(q.ctx, b.name, q.key, q.get("uploadId"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, u, nil
+}
+
+func (q *request) uploadPart() error {
+	n, u, err := q.partTarget()
 	if err != nil {
 		return err
 	}
@@ -489,15 +499,7 @@ func copyConditions(h http.Header, o *object) error {
 }
 
 func (q *request) uploadPartCopy() error {
-	b, err := q.bucketFor(access{action: "s3:PutObject", perm: permWrite})
-	if err != nil {
-		return err
-	}
-	n, err := q.partNumber()
-	if err != nil {
-		return err
-	}
-	u, err := q.s.loadUpload(q.ctx, b.name, q.key, q.get("uploadId"))
+	n, u, err := q.partTarget()
 	if err != nil {
 		return err
 	}
