@@ -5,14 +5,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
-	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
-	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
+	"github.com/claudefs/cfs-gateway/internal/core/coretest"
 	"github.com/claudefs/cfs-gateway/internal/protocol/nfs3"
 )
 
@@ -21,21 +19,7 @@ import (
 func TestWorkloads(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
-	store, err := pebblekv.Open(filepath.Join(dir, "meta"), pebblekv.Options{Logger: quiet, CacheSize: 8 << 20, MemTableSize: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	blobs, err := localblob.Open(filepath.Join(dir, "blocks"), localblob.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blobs.Close()
-	fsys, err := core.New(context.Background(), core.Options{Store: store, Blobs: blobs, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys.Close(context.Background())
+	fsys := coretest.OpenEmbedded(t, dir, core.Options{Logger: quiet})
 	srv, err := nfs3.New(nfs3.Config{FS: fsys, Exports: []nfs3.Export{{Name: "/export", Path: "/"}}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,8 +15,7 @@ import (
 	"time"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
-	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
-	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
+	"github.com/claudefs/cfs-gateway/internal/core/coretest"
 	"github.com/claudefs/cfs-gateway/internal/protocol/s3"
 )
 
@@ -157,20 +155,9 @@ func startServer(t *testing.T) (endpoint, access, secret string) {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
-	store, err := pebblekv.Open(filepath.Join(dir, "meta"), pebblekv.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := localblob.Open(filepath.Join(dir, "blocks"), localblob.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := core.New(context.Background(), core.Options{Store: store, Blobs: blobs, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := coretest.OpenEmbedded(t, dir, core.Options{Logger: quiet})
 	access, secret = "AKIALOADTEST00000000", "load/test/secret"
-	err = fsys.AddUser(context.Background(), core.User{Name: "load", UID: 1000, GID: 1000,
+	err := fsys.AddUser(context.Background(), core.User{Name: "load", UID: 1000, GID: 1000,
 		AccessKeys: []core.AccessKey{{ID: access, Secret: secret}}}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -191,9 +178,6 @@ func startServer(t *testing.T) (endpoint, access, secret string) {
 		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.Error(err)
 		}
-		fsys.Close(context.Background())
-		store.Close()
-		blobs.Close()
 	})
 	return "http://" + l.Addr().String(), access, secret
 }

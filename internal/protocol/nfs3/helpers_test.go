@@ -5,15 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
-	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
-	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
+	"github.com/claudefs/cfs-gateway/internal/core/coretest"
 	"github.com/claudefs/cfs-gateway/internal/metrics"
 	"github.com/claudefs/cfs-gateway/internal/protocol/oncrpc"
 	"github.com/claudefs/cfs-gateway/internal/protocol/xdr/mountv3"
@@ -27,30 +25,7 @@ func quietLogger() *slog.Logger {
 // openFS opens a filesystem on the embedded engines in a temporary
 // directory, closed when the test ends.
 func openFS(t testing.TB) *core.FS {
-	t.Helper()
-	dir := t.TempDir()
-	store, err := pebblekv.Open(filepath.Join(dir, "meta"), pebblekv.Options{
-		Logger: quietLogger(), CacheSize: 8 << 20, MemTableSize: 4 << 20, ConflictSlots: 1 << 12,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := localblob.Open(filepath.Join(dir, "blocks"), localblob.Options{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := core.New(context.Background(), core.Options{Store: store, Blobs: blobs, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := fsys.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-		store.Close()
-		blobs.Close()
-	})
-	return fsys
+	return coretest.OpenEmbedded(t, t.TempDir(), core.Options{Logger: quietLogger()})
 }
 
 type testServer struct {

@@ -9,42 +9,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
-	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
-	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
+	"github.com/claudefs/cfs-gateway/internal/core/coretest"
 	"github.com/claudefs/cfs-gateway/internal/protocol/s3/s3err"
 	"github.com/claudefs/cfs-gateway/internal/protocol/s3/sigv4"
 )
 
 // openFS opens a filesystem on the embedded engines under t.TempDir().
 func openFS(t testing.TB) *core.FS {
-	t.Helper()
-	dir := t.TempDir()
-	store, err := pebblekv.Open(filepath.Join(dir, "meta"), pebblekv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := localblob.Open(filepath.Join(dir, "blocks"), localblob.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := core.New(context.Background(), core.Options{Store: store, Blobs: blobs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := fsys.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-		store.Close()
-		blobs.Close()
-	})
-	return fsys
+	return coretest.OpenEmbedded(t, t.TempDir(), core.Options{})
 }
 
 // testAuth authenticates by the X-Test-Key header (no header: anonymous)

@@ -12,13 +12,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
-	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
-	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
+	"github.com/claudefs/cfs-gateway/internal/core/coretest"
 	"github.com/claudefs/cfs-gateway/internal/protocol/nfs3"
 )
 
@@ -28,29 +26,7 @@ func quietLogger() *slog.Logger {
 
 // openFS opens a filesystem on the embedded engines under dir.
 func openFS(t testing.TB, dir string) *core.FS {
-	t.Helper()
-	store, err := pebblekv.Open(filepath.Join(dir, "meta"), pebblekv.Options{
-		Logger: quietLogger(), CacheSize: 16 << 20, MemTableSize: 8 << 20, ConflictSlots: 1 << 12,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := localblob.Open(filepath.Join(dir, "blocks"), localblob.Options{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := core.New(context.Background(), core.Options{Store: store, Blobs: blobs, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := fsys.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-		store.Close()
-		blobs.Close()
-	})
-	return fsys
+	return coretest.OpenEmbedded(t, dir, core.Options{Logger: quietLogger()})
 }
 
 // gateway is an NFSv3 server on loopback ports.

@@ -21,8 +21,7 @@ import (
 	"time"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
-	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
-	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
+	"github.com/claudefs/cfs-gateway/internal/core/coretest"
 	"github.com/claudefs/cfs-gateway/internal/protocol/s3"
 )
 
@@ -98,19 +97,8 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 func start(t *testing.T, useTLS bool) *gateway {
 	t.Helper()
 	dir := t.TempDir()
-	store, err := pebblekv.Open(filepath.Join(dir, "meta"), pebblekv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := localblob.Open(filepath.Join(dir, "blocks"), localblob.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := core.New(context.Background(), core.Options{Store: store, Blobs: blobs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = fsys.AddUser(context.Background(), core.User{Name: "alice", UID: aliceUID, GID: aliceUID,
+	fsys := coretest.OpenEmbedded(t, dir, core.Options{})
+	err := fsys.AddUser(context.Background(), core.User{Name: "alice", UID: aliceUID, GID: aliceUID,
 		AccessKeys: []core.AccessKey{{ID: accessKey, Secret: secretKey}}}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -145,11 +133,6 @@ func start(t *testing.T, useTLS bool) *gateway {
 		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.Error(err)
 		}
-		if err := fsys.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-		store.Close()
-		blobs.Close()
 	})
 	return g
 }
