@@ -281,10 +281,17 @@ type Pebble struct {
 type Etcd struct {
 	Endpoints []string `yaml:"endpoints"`
 	Prefix    string   `yaml:"prefix"`
-	Username  string   `yaml:"username"`
-	Password  string   `yaml:"password" secret:"true"`
-	TLS       TLSFiles `yaml:"tls"`
+	// SessionTTLSecs is the TTL of the gateway's etcd session, which holds
+	// its lock records: how long its locks outlive a dead or stalled
+	// gateway.
+	SessionTTLSecs int      `yaml:"session_ttl_secs"`
+	Username       string   `yaml:"username"`
+	Password       string   `yaml:"password" secret:"true"`
+	TLS            TLSFiles `yaml:"tls"`
 }
+
+// SessionTTL is the TTL of the gateway's etcd session.
+func (e Etcd) SessionTTL() time.Duration { return time.Duration(e.SessionTTLSecs) * time.Second }
 
 // TLSFiles names the PEM files of a TLS client.
 type TLSFiles struct {
@@ -508,8 +515,9 @@ func Default() *Config {
 			Engine: MetadataPebble,
 			Pebble: Pebble{CacheSizeBytes: 64 * MiB},
 			Etcd: Etcd{
-				Endpoints: []string{"127.0.0.1:2379"},
-				Prefix:    "/cfs/",
+				Endpoints:      []string{"127.0.0.1:2379"},
+				Prefix:         "/cfs/",
+				SessionTTLSecs: 10,
 			},
 		},
 		Blob: Blob{

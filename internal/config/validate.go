@@ -198,6 +198,7 @@ func (c *Config) validateStorage(k *checker) {
 	if !strings.HasSuffix(e.Prefix, "/") {
 		k.addf("metadata.etcd.prefix", "must end with \"/\" so that it cannot be a prefix of another gateway's prefix (got %q)", e.Prefix)
 	}
+	k.between("metadata.etcd.session_ttl_secs", int64(e.SessionTTLSecs), 2, 3600)
 	if e.Password != "" && e.Username == "" {
 		k.addf("metadata.etcd.username", "must be set when metadata.etcd.password is set")
 	}

@@ -21,6 +21,10 @@ var (
 	ErrNotSync = errors.New("attribute guard mismatch")
 	// ErrBadCookie is a readdir cookie or verifier that is not valid.
 	ErrBadCookie = errors.New("invalid readdir cookie")
+	// ErrFenced is a write refused because this gateway lost, with its
+	// session, the locks it held on the file: another gateway may have
+	// granted them since. The client must lock again.
+	ErrFenced = errors.New("locks on the file were lost with this gateway's session; lock again")
 )
 
 // Error is a failed core operation.

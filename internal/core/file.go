@@ -183,6 +183,9 @@ func (fs *FS) Write(ctx context.Context, id *Identity, ino Ino, off uint64, p []
 	if len(p) == 0 {
 		return a, nil
 	}
+	if fs.locks.Fenced(lock.FileID(ino)) {
+		return Attr{}, wrap("write", ino, ErrFenced)
+	}
 	if err := fs.breakLeases(ctx, id, ino, lock.AccessWrite); err != nil {
 		return Attr{}, wrap("write", ino, err)
 	}
@@ -484,7 +487,9 @@ func (fs *FS) storeBatch(ctx context.Context, b *flushBatch) ([]uint64, error) {
 func (fs *FS) settle(ino Ino, f *openFile, b *flushBatch, err error) {
 	f.mu.Lock()
 	unflushed := b.bytes
-	if err != nil && !errors.Is(err, syscall.ESTALE) {
+	// Data of a deleted file is moot, and data written under locks the
+	// gateway lost must not land later: both are dropped, not retried.
+	if err != nil && !errors.Is(err, syscall.ESTALE) && !errors.Is(err, ErrFenced) {
 		before := f.failed.Len()
 		for _, e := range b.extents {
 			f.failed.Write(e.Off, e.Data)
@@ -545,6 +550,9 @@ func (fs *FS) linkSlices(ctx context.Context, ino Ino, extents []data.Extent, id
 		now := fs.now().UnixNano()
 		in, err := getInode(ctx, tx, ino)
 		if err != nil {
+			return err
+		}
+		if err := fs.checkFence(ctx, tx, ino); err != nil {
 			return err
 		}
 		maps := map[uint32][]data.Slice{}

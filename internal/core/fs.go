@@ -51,6 +51,10 @@ type Options struct {
 	BlobParallelism int
 	// Locks configures the lock manager.
 	Locks lock.Options
+	// LockSession, if set, shares the lock table with the other gateways
+	// over the metadata engine (scale-out); Locks.Cluster is then set from
+	// it.
+	LockSession LockSession
 	// NoBackground disables the background workers (operator tools that
 	// open the store for one job).
 	NoBackground bool
@@ -161,7 +165,14 @@ func New(ctx context.Context, opts Options) (*FS, error) {
 	if fs.entries, err = attrcache.New[entryKey, Ino](copts); err != nil {
 		return nil, fmt.Errorf("core: lookup cache: %w", err)
 	}
-	fs.locks = lock.New(opts.Locks)
+	lopts := opts.Locks
+	if lopts.Logger == nil {
+		lopts.Logger = opts.Logger
+	}
+	if opts.LockSession != nil {
+		lopts.Cluster = lockCluster{opts.LockSession}
+	}
+	fs.locks = lock.New(lopts)
 	if err := fs.format(ctx); err != nil {
 		return nil, err
 	}

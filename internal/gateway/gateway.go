@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/claudefs/cfs-gateway/internal/core/quota"
 	"github.com/claudefs/cfs-gateway/internal/engine/blob"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv"
+	"github.com/claudefs/cfs-gateway/internal/engine/kv/etcdkv"
 	"github.com/claudefs/cfs-gateway/internal/metrics"
 )
 
@@ -54,6 +56,7 @@ type Gateway struct {
 	store   kv.Store
 	blobs   blob.Store
 	fs      *core.FS
+	session *etcdkv.Session // scale-out only
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 	health  *admin.Health
@@ -84,6 +87,22 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, erro
 		return nil, err
 	}
 	copts.Hits, copts.Misses = m.CacheHits, m.CacheMisses
+	var session core.LockSession
+	if es, ok := g.store.(*etcdkv.Store); ok && !opts.Tool {
+		// The session exists before the filesystem that it must tell of
+		// its loss, which cannot happen before a lock is claimed.
+		var fs atomic.Pointer[core.FS]
+		if g.session, err = es.OpenSession(ctx, cfg.Metadata.Etcd.SessionTTL(), func(int64) {
+			if f := fs.Load(); f != nil {
+				f.SessionLost()
+			}
+		}); err != nil {
+			g.closeEngines()
+			return nil, fmt.Errorf("opening the lock session (metadata.etcd.session_ttl_secs): %w", err)
+		}
+		session = g.session
+		defer func() { fs.Store(g.fs) }()
+	}
 	g.fs, err = core.New(ctx, core.Options{
 		Store:            g.store,
 		Blobs:            g.blobs,
@@ -96,6 +115,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, erro
 		BlockDeleteDelay: blockDeleteDelay(cfg),
 		BlobParallelism:  cfg.Data.BlobParallelism,
 		Locks:            lock.Options{BreakTimeout: cfg.Locks.BreakTimeout()},
+		LockSession:      session,
 		NoBackground:     opts.Tool,
 	})
 	if err != nil {
@@ -131,6 +151,13 @@ func (g *Gateway) Config() *config.Config {
 }
 
 func (g *Gateway) closeEngines() {
+	if g.session != nil {
+		// Revoking the session frees this gateway's locks at once instead
+		// of after its TTL.
+		if err := g.session.Close(); err != nil {
+			g.log.Warn("cannot revoke the etcd lock session; its locks free themselves after metadata.etcd.session_ttl_secs", "err", err)
+		}
+	}
 	if g.blobs != nil {
 		g.blobs.Close()
 	}

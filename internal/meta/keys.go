@@ -22,6 +22,7 @@ const (
 	tagLimits    = 'L'
 	tagUser      = 'U'
 	tagAccessKey = 'A'
+	tagLockGroup = 'B'
 )
 
 func key64(tag byte, n uint64) []byte {
@@ -217,3 +218,8 @@ func ParseDentryKey(k []byte) (parent uint64, name string, ok bool) {
 	}
 	return binary.BigEndian.Uint64(k[1:9]), string(k[9:]), true
 }
+
+// LockGroupKey is the group of the gateways' lock records of file ino: the
+// key itself is the group's guard, and each gateway's record follows it with
+// the gateway's session id (see the etcd engine's sessions).
+func LockGroupKey(ino uint64) []byte { return key64(tagLockGroup, ino) }

@@ -193,6 +193,14 @@ func (m *Manager) Lock(ctx context.Context, file FileID, l Lock, wait bool) erro
 	if err := l.validate(); err != nil {
 		return err
 	}
+	if m.cl != nil {
+		return m.clusterLock(ctx, file, l, wait)
+	}
+	return m.localLock(ctx, file, l, wait)
+}
+
+// localLock is Lock within this gateway's table.
+func (m *Manager) localLock(ctx context.Context, file FileID, l Lock, wait bool) error {
 	s := m.shard(file)
 	s.mu.Lock()
 	fs := s.file(file)
@@ -252,6 +260,14 @@ func (m *Manager) LockOrQueue(file FileID, l Lock, granted func(FileID, Lock)) (
 	if granted == nil {
 		return false, fmt.Errorf("%w: LockOrQueue needs a granted callback", ErrInvalid)
 	}
+	if m.cl != nil {
+		return m.clusterLockOrQueue(file, l, granted)
+	}
+	return m.localLockOrQueue(file, l, granted)
+}
+
+// localLockOrQueue is LockOrQueue within this gateway's table.
+func (m *Manager) localLockOrQueue(file FileID, l Lock, granted func(FileID, Lock)) (queued bool, err error) {
 	s := m.shard(file)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,6 +293,19 @@ func (m *Manager) LockOrQueue(file FileID, l Lock, granted func(FileID, Lock)) (
 // ErrCanceled; a LockOrQueue callback never runs. It reports whether a
 // request was found; false means it was never queued or already granted.
 func (m *Manager) Cancel(file FileID, l Lock) bool {
+	if m.cl != nil && m.cancelRemote(file, l) {
+		return true
+	}
+	if !m.localCancel(file, l) {
+		return false
+	}
+	if m.cl != nil {
+		m.settleClaim(file, l)
+	}
+	return true
+}
+
+func (m *Manager) localCancel(file FileID, l Lock) bool {
 	s := m.shard(file)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -340,6 +369,18 @@ func (m *Manager) Unlock(file FileID, l Lock) error {
 	if err := l.validate(); err != nil {
 		return err
 	}
+	if m.cl == nil {
+		return m.localUnlock(file, l)
+	}
+	mu := m.stripe(file)
+	mu.Lock()
+	defer mu.Unlock()
+	err := m.localUnlock(file, l)
+	m.publish(file)
+	return err
+}
+
+func (m *Manager) localUnlock(file FileID, l Lock) error {
 	s := m.shard(file)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -390,11 +431,19 @@ func (m *Manager) Unlock(file FileID, l Lock) error {
 }
 
 // Test reports the first held lock that would keep l from being granted
-// (NLM TEST, NFSv4 LOCKT). Queued requests are not considered.
+// (NLM TEST, NFSv4 LOCKT), on this gateway or, with a Cluster, any other.
+// Queued requests are not considered.
 func (m *Manager) Test(file FileID, l Lock) (Lock, bool, error) {
 	if err := l.validate(); err != nil {
 		return Lock{}, false, err
 	}
+	if m.cl != nil {
+		return m.clusterTest(context.Background(), file, l)
+	}
+	return m.localTest(file, l)
+}
+
+func (m *Manager) localTest(file FileID, l Lock) (Lock, bool, error) {
 	s := m.shard(file)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -460,6 +509,18 @@ func (m *Manager) Locks(file FileID) []Lock {
 // (NFSv4 RELEASE_LOCKOWNER, an SMB close when the owner is the open). Queued
 // requests end with ErrCanceled. It returns the number of locks removed.
 func (m *Manager) ReleaseOwner(owner Owner) int {
+	if m.cl == nil {
+		return m.localReleaseOwner(owner)
+	}
+	m.cancelRemoteOf(owner.Client, &owner)
+	files := m.filesOfClient(owner.Client)
+	n := m.localReleaseOwner(owner)
+	m.dropPendingOf(owner.Client, &owner, nil)
+	m.publishAll(files)
+	return n
+}
+
+func (m *Manager) localReleaseOwner(owner Owner) int {
 	n := 0
 	for i := range m.shards {
 		s := &m.shards[i]
@@ -474,6 +535,15 @@ func (m *Manager) ReleaseOwner(owner Owner) int {
 
 // ReleaseOwnerOn is ReleaseOwner limited to one file.
 func (m *Manager) ReleaseOwnerOn(file FileID, owner Owner) int {
+	n := m.localReleaseOwnerOn(file, owner)
+	if m.cl != nil {
+		m.dropPendingOf(owner.Client, &owner, &file)
+		m.publishAll([]FileID{file})
+	}
+	return n
+}
+
+func (m *Manager) localReleaseOwnerOn(file FileID, owner Owner) int {
 	s := m.shard(file)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -9,7 +9,7 @@
 // wire formats, stateids, file handles or sessions and imports no other package
 // of the project: callers translate their protocol's requests into the types
 // here and the errors here back into their protocol's status codes. State is
-// in memory only, keyed by FileID (the inode number), and is lost on restart;
+// in memory, keyed by FileID (the inode number), and is lost on restart;
 // the protocols' own recovery (NLM/NSM reclaim, NFSv4 grace, SMB durable
 // handles) rebuilds it.
 //
@@ -127,6 +127,32 @@
 // Callbacks (granted, OnBreak, OnRevoke) run on their own goroutines, never
 // with the table locked, so they may send network messages and call back into
 // the Manager.
+//
+// # Gateways sharing locks
+//
+// In a scale-out deployment several gateways serve one namespace, and a lock
+// taken through one must hold off conflicting requests through the others.
+// With Options.Cluster, each gateway keeps one record per file in a shared
+// store, tied to its session: its byte-range locks (held and queued) and its
+// share reservations. A request that adds anything is first claimed: the
+// other gateways' records are checked by the same conflict rules as local
+// state and the gateway's own record is rewritten to include the request,
+// atomically; then the local table decides as it would alone. Changes that
+// only give things up (unlock, close, release, cancel) rewrite the record
+// afterwards. A gateway's record therefore always covers at least what its
+// table holds, and two gateways can never both be granted conflicting locks.
+// A request held off by another gateway waits for that file's records to
+// change (Lock with wait, LockOrQueue), with no ordering among gateways.
+//
+// When a gateway dies or stalls past its session, its records vanish and
+// others may take its locks. When it notices (SessionLost), it drops every
+// lock and share reservation and fences the files that had any: writers ask
+// Fenced and refuse writes through this gateway for Options.FenceFor, and a
+// write to a file where the gateway holds state (Claimed) proves in its own
+// transaction that the record is still there, which closes the window before
+// the loss is noticed. Leases are not shared yet: the protocols that grant
+// them must be served by one gateway per file. CheckIO sees only this
+// gateway's mandatory locks.
 //
 // # Concurrency
 //

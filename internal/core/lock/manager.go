@@ -37,6 +37,13 @@ type Options struct {
 	// Logger receives revocations and other events worth an operator's eye;
 	// nil means slog.Default().
 	Logger *slog.Logger
+	// Cluster, if set, shares byte-range locks and share reservations with
+	// the other gateways of a scale-out deployment (see the package
+	// comment). Nil keeps the table to this process.
+	Cluster Cluster
+	// FenceFor is how long a file stays fenced after the session holding
+	// locks on it was lost; zero means DefaultFenceFor.
+	FenceFor time.Duration
 }
 
 // shardCount spreads files over independent mutexes so that locking traffic
@@ -50,6 +57,7 @@ type Manager struct {
 	breakTimeout atomic.Int64 // nanoseconds
 	nextShareID  atomic.Uint64
 	shards       [shardCount]shard
+	cl           *clusterState // nil without a Cluster
 }
 
 type shard struct {
@@ -101,6 +109,9 @@ func New(opts Options) *Manager {
 		m.log = slog.Default()
 	}
 	m.SetBreakTimeout(opts.BreakTimeout)
+	if opts.Cluster != nil {
+		m.cl = newClusterState(opts)
+	}
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.files = make(map[FileID]*fileState)
@@ -264,6 +275,18 @@ type Released struct {
 // callbacks are not called; leases go without OnRevoke, since the client is
 // gone. Waiters and Break calls that the removed state blocked proceed.
 func (m *Manager) ReleaseClient(client string) Released {
+	if m.cl == nil {
+		return m.localReleaseClient(client)
+	}
+	m.cancelRemoteOf(client, nil)
+	files := m.filesOfClient(client)
+	r := m.localReleaseClient(client)
+	m.dropPendingOf(client, nil, nil)
+	m.publishAll(files)
+	return r
+}
+
+func (m *Manager) localReleaseClient(client string) Released {
 	var r Released
 	for i := range m.shards {
 		s := &m.shards[i]

@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"context"
 	"fmt"
 	"slices"
 )
@@ -95,6 +96,26 @@ func (m *Manager) OpenShare(file FileID, r ShareRequest) (ShareHandle, error) {
 	if r.Owner.Client == "" {
 		return ShareHandle{}, fmt.Errorf("%w: owner has no client", ErrInvalid)
 	}
+	if m.cl == nil {
+		return m.localOpenShare(file, r)
+	}
+	mu := m.stripe(file)
+	mu.Lock()
+	defer mu.Unlock()
+	_, err := m.claim(context.Background(), file, func(rec *clusterRecord) {
+		rec.Shares = append(rec.Shares, recordShare{Owner: r.Owner, Access: r.Access, Deny: r.Deny})
+	}, remoteShareConflict(file, r.Access, r.Deny))
+	if err != nil {
+		return ShareHandle{}, err
+	}
+	h, err := m.localOpenShare(file, r)
+	if err != nil {
+		m.publish(file)
+	}
+	return h, err
+}
+
+func (m *Manager) localOpenShare(file FileID, r ShareRequest) (ShareHandle, error) {
 	s := m.shard(file)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -122,6 +143,35 @@ func (m *Manager) ChangeShare(h ShareHandle, access, deny OpenAccess) error {
 	if err := validMasks(access, deny); err != nil {
 		return err
 	}
+	if m.cl == nil {
+		return m.localChangeShare(h, access, deny)
+	}
+	mu := m.stripe(h.File)
+	mu.Lock()
+	defer mu.Unlock()
+	var owner Owner
+	s := m.shard(h.File)
+	s.mu.Lock()
+	if fs := s.files[h.File]; fs != nil {
+		if i := slices.IndexFunc(fs.shares, func(sh *shareOpen) bool { return sh.id == h.id }); i >= 0 {
+			owner = fs.shares[i].owner
+		}
+	}
+	s.mu.Unlock()
+	if owner.Client == "" {
+		return fmt.Errorf("%w: file %d", ErrNoShare, h.File)
+	}
+	_, err := m.claim(context.Background(), h.File, func(rec *clusterRecord) {
+		rec.Shares = append(rec.Shares, recordShare{Owner: owner, Access: access, Deny: deny})
+	}, remoteShareConflict(h.File, access, deny))
+	if err == nil {
+		err = m.localChangeShare(h, access, deny)
+	}
+	m.publish(h.File)
+	return err
+}
+
+func (m *Manager) localChangeShare(h ShareHandle, access, deny OpenAccess) error {
 	s := m.shard(h.File)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -143,6 +193,18 @@ func (m *Manager) ChangeShare(h ShareHandle, access, deny OpenAccess) error {
 
 // CloseShare removes an open's share reservation.
 func (m *Manager) CloseShare(h ShareHandle) error {
+	if m.cl == nil {
+		return m.localCloseShare(h)
+	}
+	mu := m.stripe(h.File)
+	mu.Lock()
+	defer mu.Unlock()
+	err := m.localCloseShare(h)
+	m.publish(h.File)
+	return err
+}
+
+func (m *Manager) localCloseShare(h ShareHandle) error {
 	s := m.shard(h.File)
 	s.mu.Lock()
 	defer s.mu.Unlock()

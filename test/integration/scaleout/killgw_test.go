@@ -83,6 +83,8 @@ metadata:
   etcd:
     endpoints: [%s]
     prefix: /cfs/%s/
+    # Short, so that a stopped gateway's locks free quickly.
+    session_ttl_secs: 3
 blob:
   engine: s3
   s3:

@@ -50,6 +50,9 @@ type gateway struct {
 	store *etcdkv.Store
 	blobs *s3blob.Store
 	reg   *prometheus.Registry
+	// session shares the lock table with the other gateways, when the
+	// options asked for one.
+	session *etcdkv.Session
 }
 
 type gatewayOptions struct {
@@ -57,6 +60,8 @@ type gatewayOptions struct {
 	pool    backend.PoolConfig
 	breaker backend.BreakerConfig
 	core    core.Options
+	// sessionTTL, if set, gives the gateway a lock session of this TTL.
+	sessionTTL time.Duration
 }
 
 // open starts a gateway; it is closed at the end of the test.
@@ -104,18 +109,37 @@ func (e *env) open(t testing.TB, o gatewayOptions) *gateway {
 	if opts.Logger == nil {
 		opts.Logger = quiet
 	}
+	var session *etcdkv.Session
+	var lost atomic.Pointer[core.FS]
+	if o.sessionTTL > 0 {
+		session, err = store.OpenSession(ctx, o.sessionTTL, func(int64) {
+			if f := lost.Load(); f != nil {
+				f.SessionLost()
+			}
+		})
+		if err != nil {
+			store.Close()
+			blobs.Close()
+			t.Fatalf("opening the lock session: %v", err)
+		}
+		opts.LockSession = session
+	}
 	fsys, err := core.New(ctx, opts)
 	if err != nil {
 		store.Close()
 		blobs.Close()
 		t.Fatalf("core.New: %v", err)
 	}
-	g := &gateway{fs: fsys, store: store, blobs: blobs, reg: reg}
+	lost.Store(fsys)
+	g := &gateway{fs: fsys, store: store, blobs: blobs, reg: reg, session: session}
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := fsys.Close(cctx); err != nil {
 			t.Errorf("closing the filesystem: %v", err)
+		}
+		if session != nil {
+			session.Close()
 		}
 		store.Close()
 		blobs.Close()
@@ -178,7 +202,8 @@ var metaNodes = []string{"meta-1", "meta-2", "meta-3"}
 func TestSemantics(t *testing.T) {
 	e := newEnv(t)
 	coretest.Run(t, func(t *testing.T, opts core.Options) *core.FS {
-		return e.open(t, gatewayOptions{core: opts}).fs
+		// With a lock session, as a gateway process runs.
+		return e.open(t, gatewayOptions{core: opts, sessionTTL: 10 * time.Second}).fs
 	})
 }
 

@@ -81,9 +81,7 @@ func (r *reader) rangeAt(ctx context.Context, req *pb.RangeRequest) (*pb.RangeRe
 	return resp, nil
 }
 
-func (r *reader) fullKey(key []byte) []byte {
-	return append(append(make([]byte, 0, len(r.s.prefix)+len(key)), r.s.prefix...), key...)
-}
+func (r *reader) fullKey(key []byte) []byte { return r.s.fullKey(key) }
 
 // get reads one key and returns its value and modification revision
 // (0 when missing).
