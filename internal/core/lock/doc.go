@@ -150,9 +150,9 @@
 // Fenced and refuse writes through this gateway for Options.FenceFor, and a
 // write to a file where the gateway holds state (Claimed) proves in its own
 // transaction that the record is still there, which closes the window before
-// the loss is noticed. Leases are not shared yet: the protocols that grant
-// them must be served by one gateway per file. CheckIO sees only this
-// gateway's mandatory locks.
+// the loss is noticed. Leases are not shared: since another gateway could
+// not break them, a Manager with a Cluster grants none. CheckIO sees only
+// this gateway's mandatory locks.
 //
 // # Concurrency
 //

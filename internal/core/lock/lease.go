@@ -210,7 +210,7 @@ func (fs *fileState) grantable(key LeaseKey, want LeaseState) LeaseState {
 
 // Grant gives key a lease on file, or upgrades the lease key already holds
 // there, and returns the state granted, which may be less than asked or
-// LeaseNone (then no lease exists). It never waits and never breaks others.
+// LeaseNone (then no lease exists); with a Cluster it is always LeaseNone. It never waits and never breaks others.
 // A lease being broken, or any lease on a file where a Break is in progress,
 // is not upgraded: the current state is returned. Callbacks of an existing
 // lease are kept.
@@ -223,6 +223,12 @@ func (m *Manager) Grant(file FileID, r LeaseRequest) (LeaseState, error) {
 	}
 	if r.OnBreak == nil {
 		return LeaseNone, fmt.Errorf("%w: lease request needs an OnBreak callback", ErrInvalid)
+	}
+	if m.cl != nil {
+		// Another gateway's access could not break a lease held here, so
+		// gateways that share locks grant none: clients then cache
+		// nothing, which is always correct.
+		return LeaseNone, nil
 	}
 	s := m.shard(file)
 	s.mu.Lock()

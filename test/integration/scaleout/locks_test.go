@@ -111,6 +111,12 @@ func TestLocksAcrossGateways(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Leases: none is granted, since the other gateway could not break it.
+	if st, err := la.Grant(file, lock.LeaseRequest{Key: lock.LeaseKey{Client: "smb:a", Key: "k"},
+		State: lock.LeaseRead | lock.LeaseWrite, OnBreak: func(lock.LeaseBreak) {}}); err != nil || st != lock.LeaseNone {
+		t.Fatalf("lease through a: %v, %v; want none", st, err)
+	}
+
 	// Share reservations: a's deny-write refuses b's write open until a
 	// closes.
 	sh, err := la.OpenShare(file, lock.ShareRequest{Owner: lock.Owner{Client: "smb:a"}, Access: lock.OpenRead, Deny: lock.OpenWrite})

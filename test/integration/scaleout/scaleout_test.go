@@ -202,8 +202,7 @@ var metaNodes = []string{"meta-1", "meta-2", "meta-3"}
 func TestSemantics(t *testing.T) {
 	e := newEnv(t)
 	coretest.Run(t, func(t *testing.T, opts core.Options) *core.FS {
-		// With a lock session, as a gateway process runs.
-		return e.open(t, gatewayOptions{core: opts, sessionTTL: 10 * time.Second}).fs
+		return e.open(t, gatewayOptions{core: opts}).fs
 	})
 }
 
