@@ -72,9 +72,8 @@ func (fs *FS) flushDue(ctx context.Context) {
 	for ino, f := range fs.files {
 		f.mu.Lock()
 		n, since, idle := f.buf.Len()+f.failed.Len(), f.dirtySince, f.lastUse
-		if n == 0 && len(f.batches) == 0 && f.flushing == 0 && now.Sub(idle) > time.Minute {
-			f.dropped = true
-			delete(fs.files, ino)
+		if f.emptyLocked() && now.Sub(idle) > time.Minute {
+			fs.dropFileLocked(ino, f)
 			f.mu.Unlock()
 			continue
 		}
@@ -118,9 +117,13 @@ func (fs *FS) compactor(ctx context.Context) {
 // that resolved the old map still finds them.
 func (fs *FS) compactChunk(ctx context.Context, c chunkRef) error {
 	var slices []data.Slice
+	var inline map[uint64][]byte
 	if err := fs.store.View(ctx, func(r kv.Reader) error {
 		var err error
-		slices, err = getChunk(ctx, r, c.ino, c.idx)
+		if slices, err = getChunk(ctx, r, c.ino, c.idx); err != nil {
+			return err
+		}
+		inline, err = readInline(ctx, r, nil, slices, 0, data.ChunkSize)
 		return err
 	}); err != nil {
 		return err
@@ -138,14 +141,16 @@ func (fs *FS) compactChunk(ctx context.Context, c chunkRef) error {
 		return nil
 	}
 	buf := make([]byte, hi-lo)
-	if err := fs.blocks.ReadChunk(ctx, slices, lo, buf); err != nil {
+	if err := fs.blocks.ReadChunk(ctx, slices, lo, buf, inline); err != nil {
 		return err
 	}
 	id, err := fs.uniqs.Next(ctx)
 	if err != nil {
 		return err
 	}
-	if err := fs.blocks.WriteSlice(ctx, id, buf); err != nil {
+	if len(buf) <= data.InlineMax {
+		id = data.InlineID(id)
+	} else if err := fs.blocks.WriteSlice(ctx, id, buf); err != nil {
 		return err
 	}
 	old := data.AppendSlices(nil, slices)
@@ -167,6 +172,9 @@ func (fs *FS) compactChunk(ctx context.Context, c chunkRef) error {
 			return err
 		}
 		tx.Put(meta.SliceRefKey(id), meta.AppendSliceRef(nil, meta.SliceRef{Refs: 1, Size: uint32(len(buf))}))
+		if data.IsInline(id) {
+			tx.Put(meta.InlineKey(id), buf)
+		}
 		tx.Put(meta.ChunkKey(uint64(c.ino), c.idx), data.AppendSlices(nil, next))
 		swapped = true
 		return nil
@@ -321,7 +329,8 @@ func (fs *FS) DeleteDue(ctx context.Context, now time.Time, progress Progress) (
 		var due []kv.Pair
 		err := fs.store.View(ctx, func(r kv.Reader) error {
 			var err error
-			due, err = r.Scan(ctx, meta.DeletePrefix(), meta.DeleteKey(now.Unix()+1, 0), kv.MaxTxnOps-1, false)
+			// Half: an inline slice's deletion also deletes its data.
+			due, err = r.Scan(ctx, meta.DeletePrefix(), meta.DeleteKey(now.Unix()+1, 0), (kv.MaxTxnOps-1)/2, false)
 			return err
 		})
 		if err != nil || len(due) == 0 {
@@ -330,7 +339,7 @@ func (fs *FS) DeleteDue(ctx context.Context, now time.Time, progress Progress) (
 		for _, p := range due {
 			_, id, ok := meta.ParseDeleteKey(p.Key)
 			size, err := meta.DecodeU64(p.Value)
-			if !ok || err != nil {
+			if !ok || err != nil || data.IsInline(id) {
 				continue
 			}
 			if err := fs.blocks.DeleteSlice(ctx, id, uint32(size)); err != nil {
@@ -339,6 +348,9 @@ func (fs *FS) DeleteDue(ctx context.Context, now time.Time, progress Progress) (
 		}
 		err = fs.store.Update(ctx, func(tx kv.Txn) error {
 			for _, p := range due {
+				if _, id, ok := meta.ParseDeleteKey(p.Key); ok && data.IsInline(id) {
+					tx.Delete(meta.InlineKey(id))
+				}
 				tx.Delete(p.Key)
 			}
 			return nil

@@ -16,7 +16,9 @@ import (
 	"github.com/claudefs/cfs-gateway/internal/core"
 	"github.com/claudefs/cfs-gateway/internal/core/coretest"
 	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
+	"github.com/claudefs/cfs-gateway/internal/engine/kv"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
+	"github.com/claudefs/cfs-gateway/internal/meta"
 )
 
 // openEmbedded opens a filesystem on the embedded engines in dir.
@@ -241,4 +243,99 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return -1
+}
+
+// TestInlineSlices checks small writes kept in the metadata store: no block
+// is written, the data reads back, their data goes with the file, and a
+// missing piece is EIO on read and a corrupt block for fsck.
+func TestInlineSlices(t *testing.T) {
+	dir := t.TempDir()
+	store, blobs, fsys := openEmbeddedNoCleanup(t, dir, core.Options{BlockDeleteDelay: core.DeleteAtOnce, NoBackground: true})
+	defer func() {
+		fsys.Close(context.Background())
+		store.Close()
+		blobs.Close()
+	}()
+	ctx := context.Background()
+	inlineKeys := func() [][]byte {
+		var keys [][]byte
+		err := store.View(ctx, func(r kv.Reader) error {
+			pairs, err := r.Scan(ctx, meta.InlinePrefix(), kv.PrefixEnd(meta.InlinePrefix()), 0, false)
+			for _, p := range pairs {
+				keys = append(keys, p.Key)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	f, _, err := fsys.Create(ctx, &core.Root, core.RootIno, "small", 0o644, core.CreateGuarded, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := []byte(strings.Repeat("small file ", 900)) // 9,900 bytes
+	if _, err := fsys.Write(ctx, &core.Root, f.Ino, 0, content, core.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	// A second small write over the middle: a second inline slice.
+	if _, err := fsys.Write(ctx, &core.Root, f.Ino, 100, []byte("OVERWRITTEN"), core.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	copy(content[100:], "OVERWRITTEN")
+	if n := len(inlineKeys()); n != 2 {
+		t.Fatalf("%d inline data records, want 2", n)
+	}
+	var files []string
+	filepath.WalkDir(filepath.Join(dir, "blocks"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 0 {
+		t.Fatalf("small writes stored blocks: %v", files)
+	}
+	p := make([]byte, len(content)+10)
+	n, eof, err := fsys.Read(ctx, &core.Root, f.Ino, 0, p)
+	if err != nil || !eof || string(p[:n]) != string(content) {
+		t.Fatalf("read back: n=%d eof=%v err=%v, same=%v", n, eof, err, string(p[:n]) == string(content))
+	}
+	if rep, err := fsys.Fsck(ctx, core.FsckOptions{}); err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("fsck of a clean filesystem: %v %v", rep.Problems, err)
+	}
+
+	// Losing one piece: the read fails, fsck names the file.
+	victim := inlineKeys()[0]
+	if err := store.Update(ctx, func(tx kv.Txn) error { tx.Delete(victim); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fsys.Read(ctx, &core.Root, f.Ino, 0, p); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read with inline data missing: %v, want EIO", err)
+	}
+	rep, err := fsys.Fsck(ctx, core.FsckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 1 || rep.Problems[0].Kind != "corrupt block" || rep.Problems[0].Path != "/small" {
+		t.Fatalf("fsck problems %v, want one corrupt block in /small", rep.Problems)
+	}
+
+	// Removing the file deletes its inline data once due.
+	if err := fsys.Remove(ctx, &core.Root, core.RootIno, "small"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.PurgeOrphans(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.ProcessReleases(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.DeleteDue(ctx, time.Now().Add(time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	if keys := inlineKeys(); len(keys) != 0 {
+		t.Fatalf("inline data left after the file was removed: %q", keys)
+	}
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -70,6 +71,35 @@ func (fs *FS) file(ino Ino) *openFile {
 		fs.files[ino] = f
 	}
 	return f
+}
+
+// emptyLocked reports whether f holds no data and no flush is under way;
+// f.mu is held.
+func (f *openFile) emptyLocked() bool {
+	return f.buf.Len()+f.failed.Len() == 0 && len(f.batches) == 0 && f.flushing == 0
+}
+
+// dropFileLocked forgets f, the empty write-back state of ino; fs.filesMu
+// and f.mu are held. A writer that still holds f sees dropped and asks for
+// a new one.
+func (fs *FS) dropFileLocked(ino Ino, f *openFile) {
+	f.dropped = true
+	delete(fs.files, ino)
+}
+
+// forgetFile drops ino's write-back state at once if it is empty, for
+// files that are done with (published objects), so that the background
+// flusher does not walk them for a minute.
+func (fs *FS) forgetFile(ino Ino) {
+	fs.filesMu.Lock()
+	defer fs.filesMu.Unlock()
+	if f := fs.files[ino]; f != nil {
+		f.mu.Lock()
+		if f.emptyLocked() {
+			fs.dropFileLocked(ino, f)
+		}
+		f.mu.Unlock()
+	}
 }
 
 // lookupFile returns the write-back state of ino if it has any.
@@ -364,8 +394,8 @@ func (fs *FS) SyncAll(ctx context.Context) error {
 }
 
 // flushOps is the metadata operations one flushed extent costs: its chunk
-// map and its slice reference.
-const flushOps = 2
+// map, its slice reference and, for an inline slice, its data.
+const flushOps = 3
 
 // flushFile makes the data buffered for ino so far durable: it detaches it
 // as a batch, stores the batch's blocks (alongside other batches), waits
@@ -473,6 +503,11 @@ func (fs *FS) storeBatch(ctx context.Context, b *flushBatch) ([]uint64, error) {
 			fs.dropSlices(ids[:i], b.extents)
 			return nil, err
 		}
+		if len(e.Data) <= data.InlineMax {
+			// Stored with its reference, in the link transaction.
+			ids[i] = data.InlineID(id)
+			continue
+		}
 		ids[i] = id
 		if err := fs.blocks.WriteSlice(ctx, id, e.Data); err != nil {
 			fs.dropSlices(ids[:i+1], b.extents)
@@ -536,6 +571,9 @@ func (fs *FS) linkBatch(ctx context.Context, ino Ino, extents []data.Extent, ids
 // dropSlices deletes the blocks of slices that no transaction references.
 func (fs *FS) dropSlices(ids []uint64, extents []data.Extent) {
 	for i, id := range ids {
+		if data.IsInline(id) {
+			continue // its data was never stored apart from the transaction
+		}
 		if err := fs.blocks.DeleteSlice(context.Background(), id, uint32(len(extents[i].Data))); err != nil {
 			fs.log.Warn("deleting blocks of an uncommitted slice failed; gc will remove them", "slice", id, "err", err)
 		}
@@ -569,6 +607,9 @@ func (fs *FS) linkSlices(ctx context.Context, ino Ino, extents []data.Extent, id
 			n := uint32(len(e.Data))
 			maps[idx] = append(slices, data.Slice{ID: ids[i], Size: n, Pos: uint32(e.Off % data.ChunkSize), Len: n})
 			tx.Put(meta.SliceRefKey(ids[i]), meta.AppendSliceRef(nil, meta.SliceRef{Refs: 1, Size: n}))
+			if data.IsInline(ids[i]) {
+				tx.Put(meta.InlineKey(ids[i]), e.Data)
+			}
 			if end := e.Off + uint64(n); end > in.Size {
 				if err := fs.charge(ctx, tx, in.UID, in.GID, int64(end-in.Size), 0, &events); err != nil {
 					return err
@@ -600,6 +641,30 @@ func (fs *FS) linkSlices(ctx context.Context, ino Ino, extents []data.Extent, id
 		}
 	}
 	return nil
+}
+
+// readInline adds to into (allocated if nil) the data of the inline slices
+// that reading n bytes at pos of a chunk with map chunk needs. It must read
+// in the view that read the map: the data of a slice is deleted only after
+// the block delete delay, like blocks, but it is looked up by this view.
+func readInline(ctx context.Context, r kv.Reader, into map[uint64][]byte, chunk []data.Slice, pos, n uint32) (map[uint64][]byte, error) {
+	for _, id := range data.InlineIDs(nil, chunk, pos, n) {
+		if _, ok := into[id]; ok {
+			continue
+		}
+		v, err := r.Get(ctx, meta.InlineKey(id))
+		if errors.Is(err, kv.ErrNotFound) {
+			return into, fmt.Errorf("the data of inline slice %#x is missing; run fsck: %w", id, syscall.EIO)
+		}
+		if err != nil {
+			return into, err
+		}
+		if into == nil {
+			into = make(map[uint64][]byte)
+		}
+		into[id] = v
+	}
+	return into, nil
 }
 
 func getChunk(ctx context.Context, r kv.Reader, ino Ino, idx uint32) ([]data.Slice, error) {
@@ -648,6 +713,7 @@ func (fs *FS) readData(ctx context.Context, ino Ino, off uint64, p []byte) (int,
 		}
 		var size uint64
 		maps := map[uint32][]data.Slice{}
+		var inline map[uint64][]byte
 		err := fs.store.View(ctx, func(r kv.Reader) error {
 			in, err := getInode(ctx, r, ino)
 			if err != nil {
@@ -657,9 +723,14 @@ func (fs *FS) readData(ctx context.Context, ino Ino, off uint64, p []byte) (int,
 			if off >= size {
 				return nil
 			}
-			last := min(off+uint64(len(p)), size) - 1
-			for idx := uint32(off / data.ChunkSize); idx <= uint32(last/data.ChunkSize); idx++ {
+			end := min(off+uint64(len(p)), size)
+			for idx := uint32(off / data.ChunkSize); idx <= uint32((end-1)/data.ChunkSize); idx++ {
 				if maps[idx], err = getChunk(ctx, r, ino, idx); err != nil {
+					return err
+				}
+				start := uint64(idx) * data.ChunkSize
+				lo, hi := max(off, start)-start, min(end, start+data.ChunkSize)-start
+				if inline, err = readInline(ctx, r, inline, maps[idx], uint32(lo), uint32(hi-lo)); err != nil {
 					return err
 				}
 			}
@@ -683,7 +754,7 @@ func (fs *FS) readData(ctx context.Context, ino Ino, off uint64, p []byte) (int,
 			idx := uint32(abs / data.ChunkSize)
 			in := uint32(abs % data.ChunkSize)
 			m := min(uint64(n)-pos, uint64(data.ChunkSize-in))
-			if err := fs.blocks.ReadChunk(ctx, maps[idx], in, buf[pos:pos+m]); err != nil {
+			if err := fs.blocks.ReadChunk(ctx, maps[idx], in, buf[pos:pos+m], inline); err != nil {
 				return 0, false, err
 			}
 			pos += m

@@ -289,10 +289,31 @@ func (fs *FS) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) {
 			return nil, err
 		}
 	}
+	// Inline slice data: each piece belongs to a referenced slice or one
+	// waiting for deletion, and has the slice's size.
+	inlineSizes := map[uint64]int{}
+	if err := scanAll(ctx, fs.store, meta.InlinePrefix(), func(p kv.Pair) error {
+		id := uint64FromKey(p.Key)
+		inlineSizes[id] = len(p.Value)
+		if _, ok := recorded[id]; !ok && !pending[id] {
+			add("leaked inline data", 0, "", "inline slice %#x (%d bytes) has data but no reference record", id, len(p.Value))
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 	if !opts.SkipBlocks {
 		for id, size := range sizes {
 			rep.Slices++
 			progress("verify blocks", rep.Slices)
+			if data.IsInline(id) {
+				if n, ok := inlineSizes[id]; !ok || n != int(size) {
+					for _, ino := range users[id] {
+						add("corrupt block", ino, paths[ino], "inline slice %#x: %d bytes of data stored (present: %v), %d referenced", id, n, ok, size)
+					}
+				}
+				continue
+			}
 			if err := fs.blocks.VerifySlice(ctx, id, size); err != nil {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()

@@ -145,6 +145,7 @@ func (fs *FS) PublishWith(ctx context.Context, id *Identity, tmp, dir Ino, name 
 		return Attr{}, wrap("publish", tmp, err)
 	}
 	fs.temps.Delete(tmp)
+	fs.forgetFile(tmp)
 	fs.attrs.Invalidate(dir)
 	fs.entries.Invalidate(entryKey{dir, name})
 	fs.cacheAttr(result)

@@ -95,7 +95,7 @@ func BenchmarkReadChunk(b *testing.B) {
 				b.ReportAllocs()
 				pos := uint32(0)
 				for b.Loop() {
-					if err := blocks.ReadChunk(ctx, refs, pos+shift, p); err != nil {
+					if err := blocks.ReadChunk(ctx, refs, pos+shift, p, nil); err != nil {
 						b.Fatal(err)
 					}
 					pos += 1 << 20
@@ -123,7 +123,7 @@ func BenchmarkReadChunkSmall(b *testing.B) {
 	b.ReportAllocs()
 	pos := uint32(0)
 	for b.Loop() {
-		if err := blocks.ReadChunk(ctx, refs, pos, p); err != nil {
+		if err := blocks.ReadChunk(ctx, refs, pos, p, nil); err != nil {
 			b.Fatal(err)
 		}
 		pos = (pos + 7*4096 + 512) % (uint32(len(data)) - 4096)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -134,11 +135,24 @@ func (b *Blocks) ReadSlice(ctx context.Context, id uint64, size, off uint32, p [
 	})
 }
 
+// InlineIDs appends the ids of the inline slices that a read of n bytes at
+// pos of a chunk with this map needs, for the caller to fetch their data.
+func InlineIDs(ids []uint64, chunk []Slice, pos, n uint32) []uint64 {
+	for _, pc := range Resolve(chunk, pos, n) {
+		if IsInline(pc.ID) && !slices.Contains(ids, pc.ID) {
+			ids = append(ids, pc.ID)
+		}
+	}
+	return ids
+}
+
 // ReadChunk fills p with the chunk's content at pos given its chunk map:
-// resolved pieces read in parallel, holes zeroed. Bytes of p past the end
-// of the chunk are zeroed. On error the contents of p are unspecified, but
-// never unverified block bytes.
-func (b *Blocks) ReadChunk(ctx context.Context, slices []Slice, pos uint32, p []byte) error {
+// resolved pieces read in parallel, holes zeroed, pieces of inline slices
+// copied from inline (their data by id, read by the caller from the
+// metadata store with the map). Bytes of p past the end of the chunk are
+// zeroed. On error the contents of p are unspecified, but never unverified
+// block bytes.
+func (b *Blocks) ReadChunk(ctx context.Context, slices []Slice, pos uint32, p []byte, inline map[uint64][]byte) error {
 	pieces := Resolve(slices, pos, uint32(min(len(p), ChunkSize)))
 	var arr [4]blockRead
 	reads := arr[:0]
@@ -152,6 +166,14 @@ func (b *Blocks) ReadChunk(ctx context.Context, slices []Slice, pos uint32, p []
 		}
 		if err := checkSliceRange(pc.ID, pc.Size, pc.Off, len(dst)); err != nil {
 			return err
+		}
+		if IsInline(pc.ID) {
+			d := inline[pc.ID]
+			if len(d) != int(pc.Size) {
+				return fmt.Errorf("data: inline slice %#x: %d bytes of data found, its reference says %d; run fsck", pc.ID, len(d), pc.Size)
+			}
+			copy(dst, d[pc.Off:])
+			continue
 		}
 		reads = appendBlockReads(reads, pc.ID, pc.Size, pc.Off, dst)
 	}

@@ -165,7 +165,13 @@ func TestReadChunk(t *testing.T) {
 		{0, base + 7*BlockSize, 1000, 0}, // punched hole
 		{4, ChunkSize - BlockSize - 5, BlockSize + 5, 0},
 		{5, 3, 10, 2},
+		// Inline slices, kept by the caller: one over block data, one
+		// partly covered by a later block slice.
+		{InlineID(6), base + 2*BlockSize + 11, 300, 5},
+		{InlineID(7), base + 9*BlockSize - 100, 4000, 0},
+		{8, base + 9*BlockSize, 1000, 0},
 	}
+	inline := map[uint64][]byte{}
 	model := make([]byte, ChunkSize-base)
 	var refs []Slice
 	lowModel := make([]byte, 64)
@@ -176,7 +182,9 @@ func TestReadChunk(t *testing.T) {
 			continue
 		}
 		data := randomBytes(w.id, int(w.off+w.len))
-		if err := b.WriteSlice(ctx, w.id, data); err != nil {
+		if IsInline(w.id) {
+			inline[w.id] = data
+		} else if err := b.WriteSlice(ctx, w.id, data); err != nil {
 			t.Fatal(err)
 		}
 		refs = append(refs, Slice{ID: w.id, Size: uint32(len(data)), Pos: w.pos, Off: w.off, Len: w.len})
@@ -202,11 +210,13 @@ func TestReadChunk(t *testing.T) {
 		{"across the punched hole", base + 7*BlockSize - 10, 2000},
 		{"small inside a segment", base + 5*BlockSize + 20, 7},
 		{"last byte of the chunk", ChunkSize - 1, 1},
+		{"inside an inline slice", base + 2*BlockSize + 20, 100},
+		{"inline slice under a block slice", base + 9*BlockSize - 200, 2000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := bytes.Repeat([]byte{0xaa}, tt.n)
-			if err := b.ReadChunk(ctx, refs, tt.pos, p); err != nil {
+			if err := b.ReadChunk(ctx, refs, tt.pos, p, inline); err != nil {
 				t.Fatalf("ReadChunk: %v", err)
 			}
 			want := model[tt.pos-base : int(tt.pos-base)+tt.n]
@@ -217,7 +227,7 @@ func TestReadChunk(t *testing.T) {
 	}
 	t.Run("low region with unwritten gap", func(t *testing.T) {
 		p := bytes.Repeat([]byte{0xaa}, len(lowModel))
-		if err := b.ReadChunk(ctx, refs, 0, p); err != nil {
+		if err := b.ReadChunk(ctx, refs, 0, p, inline); err != nil {
 			t.Fatal(err)
 		}
 		if i := firstDiff(p, lowModel); i >= 0 {
@@ -226,7 +236,7 @@ func TestReadChunk(t *testing.T) {
 	})
 	t.Run("past the chunk end reads zeros", func(t *testing.T) {
 		p := bytes.Repeat([]byte{0xaa}, 100)
-		if err := b.ReadChunk(ctx, refs, ChunkSize-50, p); err != nil {
+		if err := b.ReadChunk(ctx, refs, ChunkSize-50, p, inline); err != nil {
 			t.Fatal(err)
 		}
 		if i := firstDiff(p[:50], model[len(model)-50:]); i >= 0 {
@@ -236,6 +246,18 @@ func TestReadChunk(t *testing.T) {
 			t.Fatalf("byte %d past the chunk end is %#x, want 0", 50+i, p[50+i])
 		}
 	})
+	t.Run("inline data missing is an error", func(t *testing.T) {
+		p := make([]byte, 10)
+		if err := b.ReadChunk(ctx, refs, base+2*BlockSize+20, p, nil); err == nil {
+			t.Fatal("read of an inline slice without its data succeeded")
+		}
+	})
+	if ids := InlineIDs(nil, refs, base, ChunkSize-base); len(ids) != 2 {
+		t.Fatalf("InlineIDs over the whole region: %#x, want the two inline slices", ids)
+	}
+	if ids := InlineIDs(nil, refs, base, BlockSize); len(ids) != 0 {
+		t.Fatalf("InlineIDs over a region without inline slices: %#x", ids)
+	}
 }
 
 func firstDiff(a, b []byte) int {
@@ -303,7 +325,7 @@ func TestCorruptStoredBlock(t *testing.T) {
 			if !tt.otherSegRead && !errors.Is(err, ErrChecksum) {
 				t.Errorf("read with a damaged header: err = %v, want ErrChecksum", err)
 			}
-			if err := b.ReadChunk(ctx, []Slice{whole(1, size, 0)}, 0, p); !errors.Is(err, ErrChecksum) {
+			if err := b.ReadChunk(ctx, []Slice{whole(1, size, 0)}, 0, p, nil); !errors.Is(err, ErrChecksum) {
 				t.Errorf("ReadChunk: err = %v, want ErrChecksum", err)
 			}
 			if err := b.VerifySlice(ctx, 1, size); !errors.Is(err, ErrChecksum) {

@@ -38,7 +38,7 @@ func TestLocalEngine(t *testing.T) {
 	}
 	refs := []Slice{whole(123456789, size, 10)}
 	p := make([]byte, size+20)
-	if err := b.ReadChunk(ctx, refs, 0, p); err != nil {
+	if err := b.ReadChunk(ctx, refs, 0, p, nil); err != nil {
 		t.Fatalf("ReadChunk: %v", err)
 	}
 	want := append(append(make([]byte, 10), data...), make([]byte, 10)...)
@@ -73,11 +73,11 @@ func TestLocalEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := NewBlocks(store, BlocksOptions{})
-	err = fresh.ReadChunk(ctx, refs, 10+BlockSize+2*SegmentSize, make([]byte, 100))
+	err = fresh.ReadChunk(ctx, refs, 10+BlockSize+2*SegmentSize, make([]byte, 100), nil)
 	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), key) {
 		t.Errorf("read over the flipped byte: err = %v, want ErrChecksum naming %s", err, key)
 	}
-	if err := fresh.ReadChunk(ctx, refs, 10, make([]byte, BlockSize)); err != nil {
+	if err := fresh.ReadChunk(ctx, refs, 10, make([]byte, BlockSize), nil); err != nil {
 		t.Errorf("read of the intact first block: %v", err)
 	}
 	if err := fresh.VerifySlice(ctx, 123456789, size); !errors.Is(err, ErrChecksum) {

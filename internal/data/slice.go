@@ -23,7 +23,24 @@ const (
 	// MaxSlicesBeforeCompaction is the number of references in a chunk map
 	// above which NeedsCompaction reports true.
 	MaxSlicesBeforeCompaction = 16
+
+	// InlineMax is the largest slice kept in the metadata store instead of
+	// in blocks. A small write then costs one metadata transaction and no
+	// block write with its two syncs: that is what makes small objects and
+	// small files fast. Larger slices would weigh on the metadata store
+	// (etcd keeps its data in memory).
+	InlineMax = 16 << 10
+	// inlineBit marks the id of an inline slice. Slice ids come from a
+	// counter that never reaches it, so the mark needs no change of the
+	// chunk map format.
+	inlineBit = 1 << 63
 )
+
+// InlineID returns the id of an inline slice numbered n.
+func InlineID(n uint64) uint64 { return n | inlineBit }
+
+// IsInline reports whether slice id keeps its data in the metadata store.
+func IsInline(id uint64) bool { return id&inlineBit != 0 }
 
 // Slice is a reference to part of the data of one continuous write, placed
 // in a chunk.

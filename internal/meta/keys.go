@@ -23,6 +23,7 @@ const (
 	tagUser      = 'U'
 	tagAccessKey = 'A'
 	tagLockGroup = 'B'
+	tagInline    = 'V'
 )
 
 func key64(tag byte, n uint64) []byte {
@@ -94,6 +95,13 @@ func XattrPrefix(ino uint64) []byte { return key64(tagXattr, ino) }
 
 // SliceRefKey is the reference count record of a slice.
 func SliceRefKey(id uint64) []byte { return key64(tagSliceRef, id) }
+
+// InlineKey holds the data of inline slice id (see data.IsInline), written
+// with its reference record and deleted with its pending deletion.
+func InlineKey(id uint64) []byte { return key64(tagInline, id) }
+
+// InlinePrefix covers the data of every inline slice.
+func InlinePrefix() []byte { return []byte{tagInline} }
 
 // SliceRefPrefix covers every slice reference record.
 func SliceRefPrefix() []byte { return []byte{tagSliceRef} }
