@@ -16,7 +16,8 @@ type changeWatcher interface {
 
 // followChanges keeps the attribute and lookup caches in step with changes
 // committed by other gateways sharing the store: each change to an inode,
-// a directory's times or an entry drops what this gateway cached of it.
+// a directory's times or an entry drops what this gateway cached of it,
+// and a change of quota limits drops the cached limits.
 // The caches' TTL bounds only the moment between a commit elsewhere and
 // its event here (and the start of the watch).
 func (fs *FS) followChanges(ctx context.Context, w changeWatcher) {
@@ -45,6 +46,7 @@ func (fs *FS) followChanges(ctx context.Context, w changeWatcher) {
 		{meta.InodePrefix(), attrs},
 		{meta.DirTimesPrefix(), attrs},
 		{meta.DentryAllPrefix(), entries},
+		{meta.LimitsPrefix(), func([]byte) { fs.overrides.drop() }},
 	} {
 		fs.wg.Add(1)
 		go func() {

@@ -111,9 +111,10 @@ type FS struct {
 	entries *attrcache.Cache[entryKey, Ino]
 	locks   *lock.Manager
 
-	quotaMu sync.RWMutex
-	quota   quota.Defaults
-	usage   usageCache
+	quotaMu   sync.RWMutex
+	quota     quota.Defaults
+	usage     usageCache
+	overrides overrideCache
 
 	temps sync.Map // Ino -> struct{}: temporary files this process is writing
 

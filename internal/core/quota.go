@@ -247,8 +247,13 @@ func (fs *FS) limits(ctx context.Context, r kv.Reader, who usageID) (quota.Limit
 	if who.kind == meta.QuotaGroup {
 		def = d.Group
 	}
+	if o, ok := fs.overrides.get(who); ok {
+		return quota.Effective(def, o), nil
+	}
+	gen := fs.overrides.generation()
 	v, err := r.Get(ctx, meta.LimitsKey(who.kind, who.id))
 	if errors.Is(err, kv.ErrNotFound) {
+		fs.overrides.put(who, nil, gen)
 		return quota.Effective(def, nil), nil
 	}
 	if err != nil {
@@ -258,7 +263,52 @@ func (fs *FS) limits(ctx context.Context, r kv.Reader, who usageID) (quota.Limit
 	if err != nil {
 		return quota.Limits{}, err
 	}
+	fs.overrides.put(who, &o, gen)
 	return quota.Effective(def, &o), nil
+}
+
+// overrideCache keeps the limit overrides that charges read (nil: the id
+// has none), since almost every id has none and every write charges two.
+// A change through this gateway drops it; over etcd, so does a change
+// through any other (followChanges).
+type overrideCache struct {
+	mu  sync.Mutex
+	gen uint64 // bumped by every drop, so that a read older than it is not kept
+	m   map[usageID]*quota.Limits
+}
+
+func (c *overrideCache) get(who usageID) (*quota.Limits, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o, ok := c.m[who]
+	return o, ok
+}
+
+func (c *overrideCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put keeps what a read begun at generation gen found, unless the cache
+// was dropped since.
+func (c *overrideCache) put(who usageID, o *quota.Limits, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.m == nil || len(c.m) >= 100000 {
+		c.m = make(map[usageID]*quota.Limits)
+	}
+	c.m[who] = o
+}
+
+func (c *overrideCache) drop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.m = nil
 }
 
 // QuotaEntry is one line of a quota report.
@@ -347,5 +397,6 @@ func (fs *FS) SetQuota(ctx context.Context, group bool, id uint32, lim quota.Lim
 		tx.Put(meta.LimitsKey(kind, id), quota.AppendLimits(nil, lim))
 		return nil
 	})
+	fs.overrides.drop()
 	return wrap("quota set", 0, err)
 }

@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/claudefs/cfs-gateway/internal/data"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv"
 	"github.com/claudefs/cfs-gateway/internal/meta"
 )
@@ -108,21 +109,9 @@ func (fs *FS) PublishWith(ctx context.Context, id *Identity, tmp, dir Ino, name 
 			return err
 		}
 		if exists {
-			ex, err := getInode(ctx, tx, Ino(d.Ino))
-			if err != nil {
+			if replaced, err = fs.replaceEntry(ctx, tx, id, dir, name, dirIn, d, now, events); err != nil {
 				return err
 			}
-			if FileType(ex.Type) == TypeDir {
-				return syscall.EISDIR
-			}
-			if err := checkSticky(id, dirIn, ex); err != nil {
-				return err
-			}
-			deleteEntry(tx, dir, name, d)
-			if err := fs.unlinkInode(ctx, tx, Ino(d.Ino), ex, now, events); err != nil {
-				return err
-			}
-			replaced = Ino(d.Ino)
 		}
 		in.Nlink = 1
 		in.Flags &^= meta.InodeTemp
@@ -146,14 +135,139 @@ func (fs *FS) PublishWith(ctx context.Context, id *Identity, tmp, dir Ino, name 
 	}
 	fs.temps.Delete(tmp)
 	fs.forgetFile(tmp)
+	fs.published(dir, name, result, replaced)
+	return result, nil
+}
+
+// MaxPublishData is the most data PublishData takes: files this small keep
+// their data in the metadata store.
+const MaxPublishData = data.InlineMax
+
+// NewFileData is a small file that PublishData creates whole.
+type NewFileData struct {
+	Mode uint32
+	// UID and GID, if set, own the file and its quota usage instead of the
+	// caller (S3: an object belongs to its writer, not to the bucket owner
+	// whose permission the write used).
+	UID, GID *uint32
+	// Data is the content, at most MaxPublishData bytes.
+	Data []byte
+}
+
+// PublishData creates a file holding f.Data and names it name in dir in one
+// transaction, replacing a non-directory entry as PublishWith does: what
+// CreateTemp, Write and PublishWith do for a small file, for one durable
+// commit and no block.
+func (fs *FS) PublishData(ctx context.Context, id *Identity, dir Ino, name string, f NewFileData, opts PublishOptions) (Attr, error) {
+	if err := checkName(name); err != nil {
+		return Attr{}, wrap("publish", dir, err)
+	}
+	if len(f.Data) > data.InlineMax {
+		return Attr{}, wrap("publish", dir, syscall.EFBIG)
+	}
+	if err := checkXattrUpdate(opts.Xattrs, nil, 16); err != nil {
+		return Attr{}, wrap("publish", dir, err)
+	}
+	if err := fs.breakEntry(ctx, id, dir, name); err != nil {
+		return Attr{}, wrap("publish", dir, err)
+	}
+	ino, err := fs.inos.Next(ctx)
+	if err != nil {
+		return Attr{}, wrap("publish", dir, err)
+	}
+	cookie, err := fs.uniqs.Next(ctx)
+	if err != nil {
+		return Attr{}, wrap("publish", dir, err)
+	}
+	var slice uint64
+	if len(f.Data) > 0 {
+		n, err := fs.uniqs.Next(ctx)
+		if err != nil {
+			return Attr{}, wrap("publish", dir, err)
+		}
+		slice = data.InlineID(n)
+	}
+	var result Attr
+	var replaced Ino
+	var events chargeEvents
+	err = fs.update(ctx, &events, func(tx kv.Txn) error {
+		replaced = 0
+		now := fs.now().UnixNano()
+		dirIn, d, exists, err := entryForChange(ctx, tx, id, dir, name)
+		if err != nil {
+			return err
+		}
+		in := newInode(id, dirIn, TypeRegular, f.Mode, now)
+		if f.UID != nil {
+			in.UID = *f.UID
+		}
+		if f.GID != nil {
+			in.GID = *f.GID
+		}
+		if !opts.Mtime.IsZero() {
+			in.Mtime = opts.Mtime.UnixNano()
+		}
+		n := uint32(len(f.Data))
+		in.Size = uint64(n)
+		if err := fs.charge(ctx, tx, in.UID, in.GID, int64(n), 1, &events); err != nil {
+			return err
+		}
+		if exists {
+			if replaced, err = fs.replaceEntry(ctx, tx, id, dir, name, dirIn, d, now, &events); err != nil {
+				return err
+			}
+		}
+		tx.Put(meta.InodeKey(ino), meta.AppendInode(nil, in))
+		if n > 0 {
+			tx.Put(meta.ChunkKey(ino, 0), data.AppendSlices(nil, []data.Slice{{ID: slice, Size: n, Len: n}}))
+			tx.Put(meta.SliceRefKey(slice), meta.AppendSliceRef(nil, meta.SliceRef{Refs: 1, Size: n}))
+			tx.Put(meta.InlineKey(slice), f.Data)
+		}
+		for x, v := range opts.Xattrs {
+			tx.Put(meta.XattrKey(ino, x), v)
+		}
+		putEntry(tx, dir, name, meta.Dentry{Ino: ino, Type: in.Type, Cookie: cookie})
+		touchDir(tx, dir, now)
+		result = toAttr(Ino(ino), in)
+		return nil
+	})
+	if err != nil {
+		return Attr{}, wrap("publish", dir, err)
+	}
+	fs.published(dir, name, result, replaced)
+	return result, nil
+}
+
+// replaceEntry removes the non-directory entry d of name in dir, which a
+// file being published replaces, and returns the inode it named.
+func (fs *FS) replaceEntry(ctx context.Context, tx kv.Txn, id *Identity, dir Ino, name string, dirIn *meta.Inode, d meta.Dentry, now int64, events *chargeEvents) (Ino, error) {
+	ex, err := getInode(ctx, tx, Ino(d.Ino))
+	if err != nil {
+		return 0, err
+	}
+	if FileType(ex.Type) == TypeDir {
+		return 0, syscall.EISDIR
+	}
+	if err := checkSticky(id, dirIn, ex); err != nil {
+		return 0, err
+	}
+	deleteEntry(tx, dir, name, d)
+	if err := fs.unlinkInode(ctx, tx, Ino(d.Ino), ex, now, events); err != nil {
+		return 0, err
+	}
+	return Ino(d.Ino), nil
+}
+
+// published updates the caches after a file a was published as name in
+// dir, replacing inode replaced (0 if none).
+func (fs *FS) published(dir Ino, name string, a Attr, replaced Ino) {
 	fs.attrs.Invalidate(dir)
 	fs.entries.Invalidate(entryKey{dir, name})
-	fs.cacheAttr(result)
+	fs.cacheAttr(a)
 	if replaced != 0 {
 		fs.attrs.Invalidate(replaced)
 		fs.kick()
 	}
-	return result, nil
 }
 
 // Discard drops a temporary file that will not be published; its data is

@@ -1260,6 +1260,54 @@ func testTempPublish(t *testing.T, open Opener) {
 	is(t, err, syscall.E2BIG)
 	_, err = fs.Lookup(ctx, alice, d, "other")
 	is(t, err, syscall.ENOENT)
+
+	// PublishData creates a small file whole, over an existing name, with
+	// its owner, mtime and attributes, in one transaction.
+	owner, group := uint32(4242), uint32(4343)
+	small, err := fs.PublishData(ctx, alice, d, "key", core.NewFileData{Mode: 0o640, UID: &owner, GID: &group, Data: []byte("small object")},
+		core.PublishOptions{Mtime: mtime, Xattrs: map[string][]byte{"user.etag": []byte("e2")}})
+	is(t, err, nil)
+	if small.Ino == t3.Ino || small.UID != owner || small.GID != group || small.Size != 12 || !small.Mtime.Equal(mtime) || small.Nlink != 1 {
+		t.Fatalf("PublishData attrs: %+v", small)
+	}
+	if l, err := fs.Lookup(ctx, alice, d, "key"); err != nil || l.Ino != small.Ino {
+		t.Fatalf("the name does not reach the file PublishData made: %+v, %v", l, err)
+	}
+	if got := read(t, fs, root, small.Ino, 0, 100); string(got) != "small object" {
+		t.Fatalf("PublishData file reads %q", got)
+	}
+	if got, err := fs.GetXattrs(ctx, root, small.Ino, "user.etag"); err != nil || string(got["user.etag"]) != "e2" {
+		t.Fatalf("PublishData attribute: %q, %v", got, err)
+	}
+	_, err = fs.GetAttr(ctx, t3.Ino)
+	is(t, err, syscall.ESTALE) // the file it replaced
+	empty, err := fs.PublishData(ctx, alice, d, "empty", core.NewFileData{Mode: 0o644}, core.PublishOptions{})
+	is(t, err, nil)
+	if empty.Size != 0 || len(read(t, fs, alice, empty.Ino, 0, 10)) != 0 {
+		t.Fatalf("empty PublishData file: %+v", empty)
+	}
+	_, err = fs.PublishData(ctx, alice, d, "sub", core.NewFileData{Mode: 0o644, Data: []byte("x")}, core.PublishOptions{})
+	is(t, err, syscall.EISDIR)
+	_, err = fs.PublishData(ctx, alice, d, "big", core.NewFileData{Mode: 0o644, Data: make([]byte, 1<<20)}, core.PublishOptions{})
+	is(t, err, syscall.EFBIG)
+	_, err = fs.PublishData(ctx, alice, home.Ino, "denied", core.NewFileData{Mode: 0o644, Data: []byte("x")}, core.PublishOptions{})
+	is(t, err, syscall.EACCES)
+	rep, err = fs.Fsck(ctx, core.FsckOptions{})
+	is(t, err, nil)
+	if len(rep.Problems) > 0 {
+		t.Fatalf("fsck after PublishData: %v", rep.Problems)
+	}
+	found := false
+	report, err := fs.QuotaReport(ctx)
+	is(t, err, nil)
+	for _, e := range report {
+		if e.Kind == "user" && e.ID == owner {
+			found = e.Usage.Inodes == 1 && e.Usage.Bytes == 12
+		}
+	}
+	if !found {
+		t.Fatalf("PublishData did not charge its owner 1 inode and 12 bytes: %+v", report)
+	}
 }
 
 func testReadDirNames(t *testing.T, open Opener) {

@@ -328,6 +328,7 @@ func (q *request) setBucketConfig(b *bucket, name string, value []byte) error {
 	} else {
 		err = q.s.fs.UpdateXattrs(q.ctx, q.configIdentity(b), b.ino(), map[string][]byte{name: value}, nil)
 	}
+	q.s.bucketConfigs.forget(b.name)
 	return err
 }
 

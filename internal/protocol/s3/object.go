@@ -75,10 +75,29 @@ func (q *request) writeBody(ino core.Ino, body io.Reader, idle func()) (int64, e
 	}
 }
 
+// readSmallBody reads a body of at most core.MaxPublishData bytes to its
+// end, so that its signature and checksums are verified before it is used.
+func (q *request) readSmallBody() ([]byte, error) {
+	want := q.auth.DecodedLength
+	b, err := io.ReadAll(io.LimitReader(q.auth.Body, want+1))
+	q.bytesIn += int64(len(b))
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	if int64(len(b)) != want {
+		return nil, s3err.IncompleteBody
+	}
+	return b, nil
+}
+
 // newVersion is an object version being written: its temporary file and
 // what it is published with.
 type newVersion struct {
-	tmp     core.Attr
+	tmp core.Attr
+	// data, when not nil, is the whole body of a small object, published
+	// with core.PublishData instead of through a temporary file; tmp then
+	// only carries its size and writer.
+	data    []byte
 	owner   uint32 // the uid the object belongs to (see objectOwner)
 	meta    objectMeta
 	etag    string // unquoted
@@ -215,29 +234,42 @@ func (q *request) putObject() error {
 	if err := q.preconditionsOfPut(b); err != nil {
 		return err
 	}
+	// A small body is read whole (and verified) before anything is
+	// written: the object is then created with its name in one
+	// transaction.
+	small := q.auth.DecodedLength >= 0 && q.auth.DecodedLength <= core.MaxPublishData
+	if small {
+		if v.data, err = q.readSmallBody(); err != nil {
+			return err
+		}
+	}
 	dir, err := q.s.ensureDirs(q.ctx, q.ident, b, kp)
 	if err != nil {
 		return err
 	}
-	v.tmp, err = q.s.fs.CreateTemp(q.ctx, q.ident, dir, fileMode)
-	if err != nil {
+	if small {
+		v.tmp = core.Attr{UID: q.ident.UID, Size: uint64(len(v.data))}
+	} else if v.tmp, err = q.s.fs.CreateTemp(q.ctx, q.ident, dir, fileMode); err != nil {
 		q.s.pruneDirs(contextBackground(), b, kp)
 		return err
 	}
 	published := false
 	defer func() {
 		if !published {
-			q.s.discard(v.tmp.Ino)
+			if !small {
+				q.s.discard(v.tmp.Ino)
+			}
 			q.s.pruneDirs(contextBackground(), b, kp)
 		}
 	}()
-	n, err := q.writeBody(v.tmp.Ino, q.auth.Body, nil)
-	if err != nil {
-		return err
+	if !small {
+		n, err := q.writeBody(v.tmp.Ino, q.auth.Body, nil)
+		if err != nil {
+			return err
+		}
+		// The data commits with the name, in publish.
+		v.tmp.Size = uint64(n)
 	}
-	// The data commits with the name, in publish: one durable commit for
-	// a small object.
-	v.tmp.Size = uint64(n)
 	v.etag = hex.EncodeToString(q.auth.MD5())
 	if q.auth.Checksums != nil {
 		if ck := q.auth.Checksums(); len(ck) > 0 {
@@ -379,6 +411,10 @@ func (q *request) publish(b *bucket, kp keyPath, dir core.Ino, v *newVersion, co
 	if status == "Enabled" {
 		v.meta.VersionID = newVersionID(now)
 	}
+	var small *core.NewFileData
+	if v.data != nil {
+		small = &core.NewFileData{Mode: fileMode, Data: v.data}
+	}
 	if owner := v.owner; owner != v.tmp.UID {
 		// Written as the bucket owner, who granted the write: the object
 		// belongs to its writer, and so does its quota usage. What an
@@ -387,11 +423,15 @@ func (q *request) publish(b *bucket, kp keyPath, dir core.Ino, v *newVersion, co
 		if owner == b.attr.UID {
 			gid = b.attr.GID
 		}
-		a, err := q.s.fs.SetAttr(q.ctx, &core.Root, v.tmp.Ino, core.SetAttr{UID: &owner, GID: &gid})
-		if err != nil {
-			return core.Attr{}, err
+		if small != nil {
+			small.UID, small.GID = &owner, &gid
+		} else {
+			a, err := q.s.fs.SetAttr(q.ctx, &core.Root, v.tmp.Ino, core.SetAttr{UID: &owner, GID: &gid})
+			if err != nil {
+				return core.Attr{}, err
+			}
+			v.tmp = a
 		}
-		v.tmp = a
 	}
 	// The file's mtime is the version's creation, as the ETag record says.
 	v.tmp.Mtime = time.Unix(0, v.meta.Created)
@@ -421,14 +461,19 @@ func (q *request) publish(b *bucket, kp keyPath, dir core.Ino, v *newVersion, co
 			}
 		}
 	}
-	return q.publishFile(b, kp, dir, v.tmp.Ino, opts)
+	return q.publishFile(b, kp, dir, func(dir core.Ino) (core.Attr, error) {
+		if small != nil {
+			return q.s.fs.PublishData(q.ctx, q.ident, dir, kp.name, *small, opts)
+		}
+		return q.s.fs.PublishWith(q.ctx, q.ident, v.tmp.Ino, dir, kp.name, opts)
+	})
 }
 
-// publishFile names the temporary file, recreating its directories once if
-// a concurrent delete pruned them meanwhile.
-func (q *request) publishFile(b *bucket, kp keyPath, dir core.Ino, tmp core.Ino, opts core.PublishOptions) (core.Attr, error) {
+// publishFile names the new object's file with publishIn, recreating its
+// directories once if a concurrent delete pruned them meanwhile.
+func (q *request) publishFile(b *bucket, kp keyPath, dir core.Ino, publishIn func(dir core.Ino) (core.Attr, error)) (core.Attr, error) {
 	for try := 0; ; try++ {
-		a, err := q.s.fs.PublishWith(q.ctx, q.ident, tmp, dir, kp.name, opts)
+		a, err := publishIn(dir)
 		if err == nil {
 			return a, nil
 		}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
@@ -229,6 +231,9 @@ func (s *Server) loadBucket(ctx context.Context, name string) (*bucket, error) {
 	if a.Type != core.TypeDir {
 		return nil, s3err.NoSuchBucket
 	}
+	if x, ok := s.bucketConfigs.get(name, a.Ino, s.now()); ok {
+		return &bucket{name: name, attr: a, x: x}, nil
+	}
 	x, err := s.fs.GetXattrs(ctx, &core.Root, a.Ino, xPrefix)
 	if err != nil {
 		if e := errno(err); e == syscall.ENOENT || e == syscall.ESTALE {
@@ -236,7 +241,55 @@ func (s *Server) loadBucket(ctx context.Context, name string) (*bucket, error) {
 		}
 		return nil, err
 	}
+	s.bucketConfigs.put(name, a.Ino, x, s.now())
 	return &bucket{name: name, attr: a, x: x}, nil
+}
+
+// bucketConfigTTL is how long a bucket's configuration (versioning,
+// policy, CORS, ...) read by one request serves the next ones. Changes made
+// through this gateway take effect at once; changes made through another
+// gateway of a scale-out deployment within this time, as bucket
+// configuration changes propagate in AWS S3.
+const bucketConfigTTL = time.Second
+
+// bucketConfigCache keeps the configuration attributes of recently used
+// buckets, so that a request does not read them all again. The maps are
+// shared and never changed.
+type bucketConfigCache struct {
+	mu sync.Mutex
+	m  map[string]bucketConfig
+}
+
+type bucketConfig struct {
+	ino core.Ino
+	x   map[string][]byte
+	at  time.Time
+}
+
+func (c *bucketConfigCache) get(name string, ino core.Ino, now time.Time) (map[string][]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[name]
+	if !ok || e.ino != ino || now.Sub(e.at) >= bucketConfigTTL || now.Before(e.at) {
+		return nil, false
+	}
+	return e.x, true
+}
+
+func (c *bucketConfigCache) put(name string, ino core.Ino, x map[string][]byte, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= 10000 {
+		c.m = make(map[string]bucketConfig)
+	}
+	c.m[name] = bucketConfig{ino: ino, x: x, at: now}
+}
+
+// forget drops name's entry after this gateway changed its configuration.
+func (c *bucketConfigCache) forget(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, name)
 }
 
 // object is a resolved key.

@@ -99,9 +99,10 @@ type Server struct {
 	hiddenMu sync.Mutex
 	hidden   map[string]core.Ino // resolved directories of the hidden area
 
-	owners   ownerCache
-	keys     accessKeyCache
-	inflight partLimiter
+	owners        ownerCache
+	keys          accessKeyCache
+	bucketConfigs bucketConfigCache
+	inflight      partLimiter
 	// gaugeOnce counts the uploads found in the namespace into
 	// gateway_s3_multipart_active, once.
 	gaugeOnce sync.Once

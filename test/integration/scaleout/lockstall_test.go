@@ -1,8 +1,10 @@
 package scaleout
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -69,7 +71,18 @@ func TestStoppedLockHolderIsFenced(t *testing.T) {
 	e := newEnv(t)
 	bin := buildGateway(t)
 	const name = "lockstall"
-	gwA := startGatewayProc(t, bin, writeGatewayConfig(t, e, name, t.TempDir(), e.s3.Endpoint), "A")
+	// A keeps unstable writes buffered until COMMIT, so that what its
+	// client writes just before the stop is still unflushed when it
+	// resumes.
+	cfgA := writeGatewayConfig(t, e, name, t.TempDir(), e.s3.Endpoint)
+	raw, err := os.ReadFile(cfgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgA, bytes.Replace(raw, []byte("flush_interval_ms: 200"), []byte("flush_interval_ms: 600000"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gwA := startGatewayProc(t, bin, cfgA, "A")
 	gwB := startGatewayProc(t, bin, writeGatewayConfig(t, e, name, t.TempDir(), e.s3.Endpoint), "B")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
