@@ -379,13 +379,22 @@ func TestMethodNotAllowed(t *testing.T) {
 
 func TestOptionalEndpointsAbsentWhenNotConfigured(t *testing.T) {
 	srv := New(Config{})
-	for _, target := range []string{"/metrics", "/admin/cache/invalidate"} {
+	for _, target := range []string{"/metrics", "/admin/cache/invalidate", "/debug/pprof/"} {
 		if rec := do(t, srv, http.MethodPost, target); rec.Code != http.StatusNotFound {
 			t.Errorf("POST %s without its dependency = %d, want 404", target, rec.Code)
 		}
 	}
 	if rec := do(t, srv, http.MethodGet, "/health"); rec.Code != http.StatusOK {
 		t.Errorf("GET /health without a Health = %d, want 200", rec.Code)
+	}
+}
+
+func TestPProfWhenEnabled(t *testing.T) {
+	srv := New(Config{PProf: true})
+	for _, target := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline"} {
+		if rec := do(t, srv, http.MethodGet, target); rec.Code != http.StatusOK {
+			t.Errorf("GET %s with pprof enabled = %d, want 200", target, rec.Code)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package admin owns the gateway's administrative HTTP listener: GET /health
-// with a per-component report, GET /metrics for Prometheus, and operator
-// actions under /admin/ such as cache invalidation. Other endpoints can be
+// with a per-component report, GET /metrics for Prometheus, operator
+// actions under /admin/ such as cache invalidation, and, when enabled, Go's
+// runtime profiles under /debug/pprof/. Other endpoints can be
 // added with Server.Handle.
 //
 // It must not import other packages of the gateway. It sees components only
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +40,8 @@ type Config struct {
 	Health   *Health
 	Gatherer prometheus.Gatherer
 	Cache    CacheInvalidator
+	// PProf serves the Go runtime's profiles under /debug/pprof/.
+	PProf bool
 	// Logger receives request logs at debug level and operator actions at
 	// info level; nil means slog.Default().
 	Logger *slog.Logger
@@ -79,6 +83,13 @@ func New(cfg Config) *Server {
 	}
 	if s.cache != nil {
 		s.mux.Handle("/admin/cache/invalidate", allow(s.handleCacheInvalidate, http.MethodPost))
+	}
+	if cfg.PProf {
+		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	s.srv = &http.Server{
 		Handler: s,

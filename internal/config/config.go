@@ -360,6 +360,8 @@ func (d Data) GCSafetyWindow() time.Duration { return secs(d.GCSafetyWindowSecs)
 type Admin struct {
 	Enabled bool   `yaml:"enabled"`
 	Listen  string `yaml:"listen"`
+	// PProf serves Go's runtime profiles under /debug/pprof/.
+	PProf bool `yaml:"pprof"`
 }
 
 // NFS configures the NFSv3 server, its side protocols (MOUNT, NLM, portmap)
@@ -513,7 +515,7 @@ func Default() *Config {
 		Log:     Log{Level: LogInfo, Format: LogText},
 		Metadata: Metadata{
 			Engine: MetadataPebble,
-			Pebble: Pebble{CacheSizeBytes: 64 * MiB},
+			Pebble: Pebble{CacheSizeBytes: 256 * MiB},
 			Etcd: Etcd{
 				Endpoints:      []string{"127.0.0.1:2379"},
 				Prefix:         "/cfs/",

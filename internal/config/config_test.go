@@ -52,7 +52,7 @@ func TestDefaultsMatchGuide(t *testing.T) {
 		{"log.format", c.Log.Format, LogFormat("text")},
 		{"metadata.engine", c.Metadata.Engine, MetadataEngine("pebble")},
 		{"metadata.pebble.path", c.Metadata.Pebble.Path, ""},
-		{"metadata.pebble.cache_size_bytes", c.Metadata.Pebble.CacheSizeBytes, int64(67108864)},
+		{"metadata.pebble.cache_size_bytes", c.Metadata.Pebble.CacheSizeBytes, int64(268435456)},
 		{"metadata.etcd.endpoints", c.Metadata.Etcd.Endpoints, []string{"127.0.0.1:2379"}},
 		{"metadata.etcd.prefix", c.Metadata.Etcd.Prefix, "/cfs/"},
 		{"blob.engine", c.Blob.Engine, BlobEngine("local")},

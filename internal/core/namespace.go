@@ -708,6 +708,9 @@ func (fs *FS) ReadDir(ctx context.Context, id *Identity, dir Ino, cookie, verifi
 // name in dir names, before it is removed or renamed. A missing name is
 // left for the operation itself to report.
 func (fs *FS) breakEntry(ctx context.Context, id *Identity, dir Ino, name string) error {
+	if !fs.locks.AnyLeases() {
+		return nil
+	}
 	var child Ino
 	err := fs.store.View(ctx, func(r kv.Reader) error {
 		d, ok, err := getDentry(ctx, r, dir, name)

@@ -217,7 +217,7 @@ func (g *Gateway) Serve(ctx context.Context, ready func([]Service)) error {
 			g.Close(context.Background())
 			return listenError("the admin API", "admin.listen", cfg.Admin.Listen, err)
 		}
-		srv := admin.New(admin.Config{Health: g.health, Gatherer: g.reg, Cache: g.fs, Logger: g.log})
+		srv := admin.New(admin.Config{Health: g.health, Gatherer: g.reg, Cache: g.fs, PProf: cfg.Admin.PProf, Logger: g.log})
 		g.registerAdmin(srv)
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

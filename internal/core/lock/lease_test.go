@@ -101,6 +101,24 @@ func TestGrantCompatibility(t *testing.T) {
 	}
 }
 
+func TestAnyLeases(t *testing.T) {
+	m := New(Options{})
+	h := newHolder()
+	if m.AnyLeases() {
+		t.Fatal("an empty table reports leases")
+	}
+	if st, err := m.Grant(file1, h.request(keyA, R)); err != nil || st != R {
+		t.Fatalf("Grant = %v, %v", st, err)
+	}
+	if !m.AnyLeases() {
+		t.Fatal("a granted lease is not reported")
+	}
+	m.ReleaseLease(file1, keyA)
+	if m.AnyLeases() {
+		t.Fatal("a released lease is still reported")
+	}
+}
+
 func TestGrantInvalid(t *testing.T) {
 	m := New(Options{})
 	h := newHolder()

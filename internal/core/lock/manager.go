@@ -67,6 +67,8 @@ type shard struct {
 	// releasing a client or owner does not scan every file.
 	byClient map[string]map[FileID]struct{}
 	total    counters
+	// leases mirrors total.leases for AnyLeases, which reads it unlocked.
+	leases atomic.Int64
 	// scratch is reused by settle to compute a file's client set.
 	scratch map[string]struct{}
 }
@@ -218,6 +220,9 @@ func (s *shard) settle(id FileID, fs *fileState) {
 	fs.clients, s.scratch = now, old
 
 	s.total.add(c, fs.counted)
+	if c.leases != fs.counted.leases {
+		s.leases.Add(int64(c.leases - fs.counted.leases))
+	}
 	fs.counted = c
 	if empty {
 		delete(s.files, id)
@@ -262,6 +267,17 @@ func (m *Manager) Stats() Stats {
 		Leases:           t.leases,
 		BreaksInProgress: t.breaking,
 	}
+}
+
+// AnyLeases reports whether any file has a lease, so that callers can skip
+// looking up what to break when nothing can be.
+func (m *Manager) AnyLeases() bool {
+	for i := range m.shards {
+		if m.shards[i].leases.Load() != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Released counts what ReleaseClient removed.

@@ -66,7 +66,7 @@ type Options struct {
 	// Logger receives the engine's messages; Pebble's own events are logged
 	// at debug level, its errors and stalls above. Nil means slog.Default().
 	Logger *slog.Logger
-	// CacheSize is the block cache size in bytes. Default 64 MiB.
+	// CacheSize is the block cache size in bytes. Default 256 MiB.
 	CacheSize int64
 	// MemTableSize is the size of one memtable in bytes. Default 64 MiB:
 	// fewer, larger flushes. Transactions larger than half of it are
@@ -87,7 +87,7 @@ type Options struct {
 }
 
 const (
-	defaultCacheSize     = 64 << 20
+	defaultCacheSize     = 256 << 20
 	defaultMemTableSize  = 64 << 20
 	defaultMaxRetries    = 100
 	defaultConflictSlots = 1 << 20
