@@ -26,9 +26,7 @@ func (q *request) readBody(limit int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(q.auth.Body, limit+1))
 	q.bytesIn += int64(len(b))
 	if err != nil {
-		// The bytes go back too: a caller may know the error to be about
-		// something else than the body (see objectChecksumHeader).
-		return b, bodyError(err)
+		return nil, bodyError(err)
 	}
 	if int64(len(b)) > limit {
 		return nil, s3err.MaxMessageLengthExceeded

@@ -29,7 +29,10 @@ type objectMeta struct {
 	ChecksumType string            `json:"ckt,omitempty"` // FULL_OBJECT or COMPOSITE
 	VersionID    string            `json:"v,omitempty"`   // "" is the null version
 	Parts        []int64           `json:"p,omitempty"`   // part sizes of a multipart object
-	DeleteMarker bool              `json:"dm,omitempty"`
+	// PartChecksums are the parts' checksums (base64, of the upload's
+	// algorithm), for GetObjectAttributes; empty without one.
+	PartChecksums []string `json:"pc,omitempty"`
+	DeleteMarker  bool     `json:"dm,omitempty"`
 	// Owner is the uid of a delete marker's creator (an object's owner is
 	// its file's uid).
 	Owner        uint32 `json:"o,omitempty"`

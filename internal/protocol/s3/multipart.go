@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -729,11 +728,8 @@ func (q *request) completeMultipartUpload() error {
 	}
 	body, err := q.readBody(s3xml.MaxRequestDocSize)
 	if err != nil {
-		if !objectChecksumHeader(q.r.Header, err) || q.captured == nil {
-			q.s.multipartFailed()
-			return err
-		}
-		body = q.captured.Bytes()
+		q.s.multipartFailed()
+		return err
 	}
 	doc, err := s3xml.ParseCompleteMultipartUpload(body)
 	if err != nil {
@@ -830,8 +826,10 @@ func (q *request) complete(b *bucket, kp keyPath, u *upload, doc *s3xml.Complete
 		md5s.Write(raw)
 		v.meta.Parts = append(v.meta.Parts, int64(p.attr.Size))
 		if u.rec.Checksum != "" {
-			c, _ := base64.StdEncoding.DecodeString(p.meta.Checksums[u.rec.Checksum])
+			sum := p.meta.Checksums[u.rec.Checksum]
+			c, _ := base64.StdEncoding.DecodeString(sum)
 			ckParts = append(ckParts, c...)
+			v.meta.PartChecksums = append(v.meta.PartChecksums, sum)
 		}
 	}
 	v.etag = hex.EncodeToString(md5s.Sum(nil)) + "-" + strconv.Itoa(len(chosen))
@@ -888,54 +886,6 @@ func strip(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// objectChecksumHeader reports whether err is the authenticator checking an
-// x-amz-checksum-* header of CompleteMultipartUpload against the XML body:
-// there the header is the checksum of the assembled object, not of the
-// body. The authenticator checks it last, after the body's length,
-// SHA-256 and Content-MD5 passed, so the body itself is sound.
-func objectChecksumHeader(h http.Header, err error) bool {
-	var e *s3err.Error
-	if !errors.As(err, &e) || e.Code != "BadDigest" || e.Extra["ExpectedChecksum"] == "" || h.Get("X-Amz-Trailer") != "" {
-		return false
-	}
-	for k := range h {
-		if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") && !strings.EqualFold(k, "X-Amz-Checksum-Type") && !strings.EqualFold(k, "X-Amz-Checksum-Algorithm") {
-			return true
-		}
-	}
-	return false
-}
-
-// captureBody keeps a copy of a small plain (not aws-chunked) request
-// body as it is read, for objectChecksumHeader.
-func (q *request) captureBody() {
-	if q.r.Body == nil || strings.HasPrefix(q.r.Header.Get("X-Amz-Content-Sha256"), "STREAMING-") {
-		return
-	}
-	q.captured = &bytes.Buffer{}
-	q.r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.TeeReader(q.r.Body, &limitedWriter{w: q.captured, n: s3xml.MaxRequestDocSize + 1}), q.r.Body}
-}
-
-// limitedWriter writes at most n bytes to w and drops the rest.
-type limitedWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if len(p) > l.n {
-		l.w.Write(p[:l.n])
-		l.n = 0
-		return len(p), nil
-	}
-	l.n -= len(p)
-	l.w.Write(p)
-	return len(p), nil
 }
 
 // sameChecksum reports whether the checksums a client lists for a part

@@ -3,6 +3,8 @@ package s3
 import (
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -212,4 +214,49 @@ func value(c prometheus.Metric) float64 {
 		return m.Gauge.GetValue()
 	}
 	return m.Counter.GetValue()
+}
+
+// TestMultipartPartChecksums: an upload created with a checksum algorithm
+// gets a composite checksum, and GetObjectAttributes lists each part's.
+func TestMultipartPartChecksums(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.ok(call{method: "PUT", path: "/cks", user: "alice"}, 200)
+	id := e.initiate("/cks/obj", map[string]string{"X-Amz-Checksum-Algorithm": "SHA256"})
+	parts := []string{strings.Repeat("a", 5<<20), "tail"}
+	var etags, sums []string
+	var cat []byte
+	for i, p := range parts {
+		etags = append(etags, e.uploadPart("/cks/obj", id, i+1, p))
+		sum := sha256.Sum256([]byte(p))
+		sums = append(sums, base64.StdEncoding.EncodeToString(sum[:]))
+		cat = append(cat, sum[:]...)
+	}
+	e.ok(call{method: "POST", path: "/cks/obj?uploadId=" + id, user: "alice", body: completeBody(etags...)}, 200)
+	whole := sha256.Sum256(cat)
+	wantWhole := base64.StdEncoding.EncodeToString(whole[:]) + "-2"
+
+	var attrs struct {
+		Checksum    struct{ ChecksumSHA256, ChecksumType string }
+		ObjectParts struct {
+			PartsCount int
+			Part       []struct {
+				PartNumber     int
+				Size           int64
+				ChecksumSHA256 string
+			}
+		}
+	}
+	decodeXML(t, e.ok(call{method: "GET", path: "/cks/obj?attributes", user: "alice",
+		header: map[string]string{"X-Amz-Object-Attributes": "Checksum,ObjectParts"}}, 200), &attrs)
+	if attrs.Checksum.ChecksumSHA256 != wantWhole || attrs.Checksum.ChecksumType != "COMPOSITE" {
+		t.Fatalf("object checksum %+v, want %s COMPOSITE", attrs.Checksum, wantWhole)
+	}
+	if attrs.ObjectParts.PartsCount != 2 || len(attrs.ObjectParts.Part) != 2 {
+		t.Fatalf("parts %+v", attrs.ObjectParts)
+	}
+	for i, p := range attrs.ObjectParts.Part {
+		if p.PartNumber != i+1 || p.Size != int64(len(parts[i])) || p.ChecksumSHA256 != sums[i] {
+			t.Errorf("part %d: %+v, want size %d checksum %s", i+1, p, len(parts[i]), sums[i])
+		}
+	}
 }

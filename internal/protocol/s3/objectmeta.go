@@ -345,7 +345,13 @@ func (q *request) getObjectAttributes() error {
 				parts.IsTruncated = true
 				break
 			}
-			parts.Parts = append(parts.Parts, s3xml.ObjectPart{PartNumber: i + 1, Size: o.meta.Parts[i]})
+			part := s3xml.ObjectPart{PartNumber: i + 1, Size: o.meta.Parts[i]}
+			if i < len(o.meta.PartChecksums) {
+				for alg := range o.meta.Checksums {
+					part.Checksums = checksumsXML(map[string]string{alg: o.meta.PartChecksums[i]})
+				}
+			}
+			parts.Parts = append(parts.Parts, part)
 			parts.NextPartNumberMarker = i + 1
 		}
 		res.ObjectParts = parts

@@ -378,6 +378,7 @@ func (s *Server) loadObjectMeta(ctx context.Context, o *object) error {
 		o.meta.Checksums = nil
 		o.meta.ChecksumType = ""
 		o.meta.Parts = nil
+		o.meta.PartChecksums = nil
 	}
 	return nil
 }

@@ -163,9 +163,6 @@ func (q *request) route() {
 		}
 		return
 	}
-	if op.name == "CompleteMultipartUpload" {
-		q.captureBody()
-	}
 	if err := q.authenticate(); err != nil {
 		q.fail(err)
 		return

@@ -21,7 +21,6 @@
 package s3
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -248,9 +247,6 @@ type request struct {
 
 	// prefixCond, when set, is the s3:prefix of policy conditions.
 	prefixCond *string
-
-	// captured is a copy of the raw body of a CompleteMultipartUpload.
-	captured *bytes.Buffer
 
 	status   int
 	bytesIn  int64

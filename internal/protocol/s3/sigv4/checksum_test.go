@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"hash/crc64"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"testing"
 
 	minionvme "github.com/minio/crc64nvme"
@@ -124,4 +126,41 @@ func BenchmarkChecksum(b *testing.B) {
 			h.Write(data)
 		}
 	})
+}
+
+// TestObjectChecksumHeaders: on CompleteMultipartUpload the x-amz-checksum-*
+// header is the assembled object's checksum (often composite, "<b64>-<n>"),
+// not the XML body's, so it is neither parsed nor checked here; on any other
+// request it describes the body.
+func TestObjectChecksumHeaders(t *testing.T) {
+	body := []byte("<CompleteMultipartUpload></CompleteMultipartUpload>")
+	composite := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)) + "-3"
+	for _, tc := range []struct {
+		name, method, target, value string
+		wantCode                    string // from Verify or reading the body
+	}{
+		{"complete, composite", "POST", "/b/k?uploadId=u1", composite, ""},
+		{"complete, full object", "POST", "/b/k?uploadId=u1", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)), ""},
+		{"put with a composite value", "PUT", "/b/k", composite, "BadDigest"},
+		{"create upload is about its body", "POST", "/b/k?uploads", composite, "BadDigest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, "http://gw.test"+tc.target, bytes.NewReader(body))
+			req.ContentLength = int64(len(body))
+			req.Header.Set("X-Amz-Content-Sha256", unsignedPayload)
+			req.Header.Set("X-Amz-Checksum-Sha256", tc.value)
+			ver, err := newTestVerifier(fixedNow).Verify(req)
+			if err == nil {
+				_, err = io.ReadAll(ver.Body)
+			}
+			if got := errCode(err); got != tc.wantCode {
+				t.Fatalf("error %q (%v), want %q", got, err, tc.wantCode)
+			}
+			if err == nil {
+				if _, has := ver.Checksums()["SHA256"]; has {
+					t.Fatal("the object's checksum was reported as the body's")
+				}
+			}
+		})
+	}
 }
