@@ -83,6 +83,7 @@ type Store struct {
 	log      *slog.Logger
 	closed   atomic.Bool
 	dirSyncs dirSyncs
+	fds      *fdCache
 	// noDirect is set once the filesystem refused O_DIRECT (see direct.go).
 	noDirect atomic.Bool
 }
@@ -99,7 +100,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 	root := filepath.Clean(dir)
-	s := &Store{root: root, log: opts.Logger}
+	s := &Store{root: root, log: opts.Logger, fds: newFDCache()}
 	s.noDirect.Store(opts.BufferedWrites)
 	if err := s.makeDirs(root); err != nil {
 		return nil, fmt.Errorf("localblob: creating root directory %s: %w", root, err)
@@ -127,6 +128,7 @@ func Open(dir string, opts Options) (*Store, error) {
 // Close marks the store closed; it holds no other resources.
 func (s *Store) Close() error {
 	s.closed.Store(true)
+	s.fds.closeAll()
 	return nil
 }
 
@@ -221,6 +223,9 @@ func (s *Store) PutParts(ctx context.Context, key string, parts ...[]byte) error
 		_ = os.Remove(tmp)
 		return fmt.Errorf("localblob: put %q: %w", key, err)
 	}
+	// After the rename: a read that opened the old file meanwhile then
+	// does not keep it.
+	s.fds.forget(path)
 	if err := s.dirSyncs.sync(dir); err != nil {
 		return fmt.Errorf("localblob: put %q: %w", key, err)
 	}
@@ -330,7 +335,13 @@ func (s *Store) GetRange(ctx context.Context, key string, off int64, p []byte) (
 	if off < 0 {
 		return 0, fmt.Errorf("localblob: get range of %q: negative offset %d", key, off)
 	}
-	n, err := preadFile(s.path(key), p, off)
+	path := s.path(key)
+	fd, done, err := s.fds.open(path)
+	var n int
+	if err == nil {
+		n, err = preadAll(fd, path, p, off)
+		done()
+	}
 	if err != nil {
 		if notFound(err) {
 			return 0, fmt.Errorf("localblob: get range of %q: %w", key, blob.ErrNotFound)
@@ -350,7 +361,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	// unlink, unlike os.Remove, never removes a directory.
-	err := unix.Unlink(s.path(key))
+	path := s.path(key)
+	err := unix.Unlink(path)
+	s.fds.forget(path)
 	if err != nil && !notFound(err) {
 		return fmt.Errorf("localblob: delete %q: %w", key, err)
 	}
@@ -476,23 +489,9 @@ func (s *Store) CleanTemp(ctx context.Context, olderThan time.Duration) (int, er
 	return removed, nil
 }
 
-// preadFile reads len(p) bytes of the file at path from off, fewer only at
-// its end. It goes straight to the system calls: an os.File would also try
-// to register the descriptor with the network poller on every open, which
-// costs as much again as a small cached read.
-func preadFile(path string, p []byte, off int64) (int, error) {
-	var fd int
-	var err error
-	for {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return 0, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
+// preadAll reads len(p) bytes of fd (the file at path) from off, fewer
+// only at its end.
+func preadAll(fd int, path string, p []byte, off int64) (int, error) {
 	n := 0
 	for n < len(p) {
 		m, err := unix.Pread(fd, p[n:], off+int64(n))
