@@ -413,3 +413,33 @@ func (panicAuth) Verify(*http.Request) (*verified, error) { panic("boom") }
 func (panicAuth) VerifyPost(context.Context, map[string]string) (string, *sigv4.PostPolicy, error) {
 	panic("boom")
 }
+
+// TestEmptyBodyWithExpectClosesConnection: an empty PUT that asked for 100
+// Continue is answered without one, so the connection is not reused (see
+// ServeHTTP); other requests keep theirs.
+func TestEmptyBodyWithExpectClosesConnection(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.ok(call{method: "PUT", path: "/bkt", user: "alice"}, 200)
+	for _, tc := range []struct {
+		name   string
+		body   string
+		expect string
+		close  bool
+	}{
+		{"empty, expects 100", "", "100-continue", true},
+		{"empty, expects 100 in capitals", "", "100-Continue", true},
+		{"with a body, expects 100", "data", "100-continue", false},
+		{"empty, no expectation", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := map[string]string{}
+			if tc.expect != "" {
+				h["Expect"] = tc.expect
+			}
+			w := e.ok(call{method: "PUT", path: "/bkt/obj", user: "alice", body: tc.body, header: h}, 200)
+			if got := w.Header().Get("Connection") == "close"; got != tc.close {
+				t.Fatalf("Connection: %q, want close %v", w.Header().Get("Connection"), tc.close)
+			}
+		})
+	}
+}

@@ -280,6 +280,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amz-request-id", q.id)
 	w.Header().Set("x-amz-id-2", q.id)
 	w.Header().Set("Server", "cfs-gateway")
+	if r.ContentLength == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		// With nothing to read, the final answer goes out without a 100
+		// Continue, and botocore (awscli, boto3) then keeps that answer's
+		// status for the next request on the connection, which it reads
+		// wrongly and waits on until its read timeout. A fresh connection
+		// for the next request avoids it.
+		w.Header().Set("Connection", "close")
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

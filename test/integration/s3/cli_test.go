@@ -169,8 +169,12 @@ func TestAWSCLI(t *testing.T) {
 	c := &cli{
 		name: "aws", bin: bin, dir: dir, partSize: 8 << 20, uploadMark: "upload: ",
 		env: cliEnv(dir, "AWS_CONFIG_FILE="+config, "AWS_SHARED_CREDENTIALS_FILE="+creds,
-			"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER="),
-		common:       []string{"--endpoint-url", g.endpoint},
+			"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1", "AWS_RETRY_MODE=standard"),
+		// No retries and a short read timeout: a response the client
+		// cannot read (as botocore's after an empty PUT answered without
+		// 100 Continue, on a reused connection) fails the command instead
+		// of being retried after a minute.
+		common:       []string{"--endpoint-url", g.endpoint, "--cli-read-timeout", "20"},
 		makeBucket:   func(b string) []string { return []string{"s3", "mb", "s3://" + b} },
 		removeBucket: func(b string) []string { return []string{"s3", "rb", "s3://" + b} },
 		listBuckets:  []string{"s3", "ls"},
