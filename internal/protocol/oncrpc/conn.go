@@ -20,7 +20,10 @@ const readBufferSize = 16 << 10
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
 
 // conn is one stream connection: a reader goroutine that frames records
-// and one goroutine per call in flight. Whichever call goroutine
+// and one goroutine per call in flight. Call goroutines wait a while for
+// the next call when they finish (see worker), so that a busy connection
+// reuses them and their grown stacks instead of starting a goroutine, and
+// growing its stack again, for every call. Whichever call goroutine
 // finishes while no write is under way becomes the writer and sends
 // every reply queued meanwhile in one batch, so replies leave in the
 // order they complete without a goroutine dedicated to writing.
@@ -34,6 +37,9 @@ type conn struct {
 	slots    chan struct{}
 	stop     atomic.Bool
 	inflight sync.WaitGroup
+	// work hands a record to an idle call goroutine; closed when the
+	// reader ends.
+	work chan []byte
 
 	wmu     sync.Mutex
 	queue   [][]byte // replies waiting for the writer
@@ -49,6 +55,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		nc:    nc,
 		ep:    endpoint{network: "tcp", local: nc.LocalAddr(), remote: nc.RemoteAddr()},
 		slots: make(chan struct{}, s.cfg.MaxOutstanding),
+		work:  make(chan []byte),
 	}
 }
 
@@ -67,6 +74,7 @@ func (c *conn) serve() {
 		obs.ConnOpened(c.ep.network, c.ep.local, c.ep.remote)
 	}
 	err := c.readLoop()
+	close(c.work) // idle call goroutines end
 	if err != nil {
 		// Unsent replies of a broken stream are worthless: close now so
 		// that calls still running fail their writes at once.
@@ -161,7 +169,39 @@ func (c *conn) readLoop() error {
 			return nil
 		}
 		c.inflight.Add(1)
-		go c.handle(rec)
+		select {
+		case c.work <- rec:
+		default:
+			go c.worker(rec)
+		}
+	}
+}
+
+// workerIdle is how long a call goroutine waits for the next call before it
+// ends. Long enough to span the gaps of a busy client; an idle connection
+// keeps none.
+const workerIdle = 2 * time.Second
+
+// worker serves rec, then the records handed to it while it waits idle.
+func (c *conn) worker(rec []byte) {
+	var idle *time.Timer
+	for {
+		c.handle(rec)
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		var ok bool
+		select {
+		case rec, ok = <-c.work:
+			if !ok {
+				idle.Stop()
+				return
+			}
+		case <-idle.C:
+			return
+		}
 	}
 }
 
