@@ -327,8 +327,10 @@ func (m *Manager) clusterLockOrQueue(file FileID, l Lock, granted func(FileID, L
 			mu.Unlock()
 			if !errors.Is(err, ErrConflict) {
 				m.log.Warn("a queued lock request waiting for another gateway failed", "file", file, "lock", l, "err", err)
-				if ctx.Err() != nil || !sleep(ctx, time.Second) {
+				select {
+				case <-ctx.Done():
 					return
+				case <-time.After(time.Second):
 				}
 			}
 		}
@@ -518,15 +520,4 @@ func (m *Manager) Claimed(file FileID) bool {
 	m.cl.mu.Lock()
 	defer m.cl.mu.Unlock()
 	return len(m.cl.pending[file]) > 0
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
