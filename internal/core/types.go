@@ -174,6 +174,7 @@ type DirEntry struct {
 	Type   FileType
 	Cookie uint64 // resumes the listing after this entry
 	Attr   *Attr  // set when ReadDir was asked for attributes
+	Xattr  []byte // the extended attribute ReadDirNamesXattr was asked for
 }
 
 // StatFS is the space and inode totals of the filesystem.

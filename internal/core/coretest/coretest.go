@@ -1342,6 +1342,16 @@ func testReadDirNames(t *testing.T, open Opener) {
 	if more || len(es) != 4 || es[0].Name != "a0" {
 		t.Fatalf("resumed after a.c: %v more=%v", es, more)
 	}
+	// ReadDirNamesXattr brings one attribute of each entry, nil where absent.
+	b, err := fs.Lookup(ctx, root, d, "b")
+	is(t, err, nil)
+	is(t, fs.UpdateXattrs(ctx, root, b.Ino, map[string][]byte{"user.tag": []byte("bee")}, nil), nil)
+	es, _, err = fs.ReadDirNamesXattr(ctx, root, d, "a0", 2, "user.tag")
+	is(t, err, nil)
+	if len(es) != 2 || es[0].Name != "b" || string(es[0].Xattr) != "bee" || es[0].Attr == nil ||
+		es[1].Name != "z" || es[1].Xattr != nil {
+		t.Fatalf("entries with user.tag after a0: %+v", es)
+	}
 }
 
 func testProtocolXattrs(t *testing.T, open Opener) {

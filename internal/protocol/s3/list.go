@@ -95,7 +95,7 @@ func (q *request) list(b *bucket, p listParams) (*listPage, error) {
 		page.last = k.key
 		return walkContinue
 	}
-	w := &walker{s: q.s, ctx: q.ctx, id: q.ident, prefix: p.prefix, batch: min(p.max+1, maxListKeys)}
+	w := &walker{s: q.s, ctx: q.ctx, id: q.ident, prefix: p.prefix, batch: min(p.max+1, maxListKeys), xattr: xEtag}
 	w.visit = func(it walkItem) (walkAction, error) {
 		if cp := p.commonPrefix(it.key); cp != "" {
 			if it.dir && !q.s.dirHasKeys(q, it.attr) {
@@ -112,14 +112,16 @@ func (q *request) list(b *bucket, p listParams) (*listPage, error) {
 			}
 			return walkSkipSubtree, nil
 		}
+		rec := it.xattr
+		if !it.xattrKnown {
+			rec, _ = q.s.fs.GetXattr(q.ctx, &core.Root, it.attr.Ino, xEtag)
+		}
 		if it.dir {
-			rec, err := q.s.fs.GetXattr(q.ctx, &core.Root, it.attr.Ino, xEtag)
-			if err != nil {
+			if rec == nil {
 				return walkContinue, nil // a plain directory: only its keys show
 			}
 			return addKey(listedKey{key: it.key, attr: it.attr, etag: etagOf(it.attr, rec), size: objectSize(it.attr, rec)}), nil
 		}
-		rec, _ := q.s.fs.GetXattr(q.ctx, &core.Root, it.attr.Ino, xEtag)
 		return addKey(listedKey{key: it.key, attr: it.attr, etag: etagOf(it.attr, rec), size: int64(it.attr.Size)}), nil
 	}
 	start, inclusive := p.start()

@@ -27,6 +27,10 @@ type walkItem struct {
 	key  string
 	attr *core.Attr // of the file, or of the directory of a marker
 	dir  bool       // a directory (candidate marker or rolled-up prefix)
+	// xattr is the walker's extended attribute of the entry (nil when
+	// absent), when xattrKnown: read with the directory's entries.
+	xattr      []byte
+	xattrKnown bool
 }
 
 // walkAction is what the consumer of a walk wants next.
@@ -48,6 +52,8 @@ type walker struct {
 	id     *core.Identity // whose permissions apply to reading directories
 	prefix string
 	batch  int
+	// xattr, if set, is read with every batch of entries (walkItem.xattr).
+	xattr string
 	// visit receives every file key and every directory (before it is
 	// descended, with its key ending in "/"). It returns what to do next.
 	visit func(it walkItem) (walkAction, error)
@@ -77,9 +83,11 @@ func (w *walker) run(root core.Ino, start string, inclusive bool) error {
 var errStop = errors.New("stop walk")
 
 type pendingDir struct {
-	name string
-	ino  core.Ino
-	attr *core.Attr
+	name       string
+	ino        core.Ino
+	attr       *core.Attr
+	xattr      []byte
+	xattrKnown bool
 }
 
 // beyond reports whether key and everything after it lie past the prefix.
@@ -137,7 +145,7 @@ func (w *walker) walkDir(dir core.Ino, dp, rel string, inclusive bool) (bool, er
 				case a.Type == core.TypeDir:
 					pending = append(pending, pendingDir{name: head, ino: a.Ino, attr: &a})
 				case a.Type == core.TypeRegular && inclusive:
-					if err := w.emitFile(dp+head, &a); err != nil {
+					if err := w.emitFile(walkItem{key: dp + head, attr: &a}); err != nil {
 						return false, err
 					}
 				}
@@ -146,7 +154,14 @@ func (w *walker) walkDir(dir core.Ino, dp, rel string, inclusive bool) (bool, er
 		}
 	}
 	for {
-		ents, more, err := w.s.fs.ReadDirNames(w.ctx, w.id, dir, after, w.batch, true)
+		var ents []core.DirEntry
+		var more bool
+		var err error
+		if w.xattr != "" {
+			ents, more, err = w.s.fs.ReadDirNamesXattr(w.ctx, w.id, dir, after, w.batch, w.xattr)
+		} else {
+			ents, more, err = w.s.fs.ReadDirNames(w.ctx, w.id, dir, after, w.batch, true)
+		}
 		if err != nil {
 			return false, err
 		}
@@ -169,9 +184,9 @@ func (w *walker) walkDir(dir core.Ino, dp, rel string, inclusive bool) (bool, er
 			}
 			switch e.Type {
 			case core.TypeDir:
-				pending = append(pending, pendingDir{name: e.Name, ino: e.Ino, attr: e.Attr})
+				pending = append(pending, pendingDir{name: e.Name, ino: e.Ino, attr: e.Attr, xattr: e.Xattr, xattrKnown: w.xattr != ""})
 			case core.TypeRegular:
-				if err := w.emitFile(dp+e.Name, e.Attr); err != nil {
+				if err := w.emitFile(walkItem{key: dp + e.Name, attr: e.Attr, xattr: e.Xattr, xattrKnown: w.xattr != ""}); err != nil {
 					return false, err
 				}
 			}
@@ -190,14 +205,14 @@ func (w *walker) walkDir(dir core.Ino, dp, rel string, inclusive bool) (bool, er
 	return false, nil
 }
 
-func (w *walker) emitFile(key string, a *core.Attr) error {
-	if w.beyond(key) {
+func (w *walker) emitFile(it walkItem) error {
+	if w.beyond(it.key) {
 		return errStop
 	}
-	if !strings.HasPrefix(key, w.prefix) {
+	if !strings.HasPrefix(it.key, w.prefix) {
 		return nil
 	}
-	act, err := w.visit(walkItem{key: key, attr: a})
+	act, err := w.visit(it)
 	if err != nil {
 		return err
 	}
@@ -217,7 +232,7 @@ func (w *walker) descend(dp string, p pendingDir) error {
 		return nil
 	}
 	if strings.HasPrefix(key, w.prefix) {
-		act, err := w.visit(walkItem{key: key, attr: p.attr, dir: true})
+		act, err := w.visit(walkItem{key: key, attr: p.attr, dir: true, xattr: p.xattr, xattrKnown: p.xattrKnown})
 		if err != nil {
 			return err
 		}
