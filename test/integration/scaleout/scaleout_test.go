@@ -367,11 +367,11 @@ func TestObjectStoreOutage(t *testing.T) {
 }
 
 // TestLeaderKillDuringCreates kills the etcd leader with SIGKILL while
-// 1000 creates run concurrently through the core, ten in each of 100
-// directories. Clients retry what got the retry answer, as NFS clients do.
-// Afterwards a second gateway lists the directories: every acknowledged
-// create is there, no name twice, no two names on one inode, and fsck
-// finds no problem.
+// 1000 creates run concurrently, spread over two gateways (alternating, so
+// that both create in every directory), ten in each of 100 directories.
+// Clients retry what got the retry answer, as NFS clients do. Afterwards a
+// third gateway lists the directories: every acknowledged create is there,
+// no name twice, no two names on one inode, and fsck finds no problem.
 func TestLeaderKillDuringCreates(t *testing.T) {
 	e := newEnv(t)
 	opts := gatewayOptions{
@@ -380,6 +380,7 @@ func TestLeaderKillDuringCreates(t *testing.T) {
 		breaker: backend.BreakerConfig{FailureThreshold: 5, SuccessThreshold: 2, OpenDuration: 2 * time.Second, Timeout: 3 * time.Second},
 	}
 	g := e.open(t, opts)
+	gateways := []*gateway{g, e.open(t, opts)}
 	ctx := context.Background()
 	const creates, perDir = 1000, 10
 	dirs := make([]core.Ino, creates/perDir)
@@ -402,7 +403,7 @@ func TestLeaderKillDuringCreates(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				_, _, err := g.fs.Create(ctx, &core.Root, dirs[i/perDir], name(i), 0o644, core.CreateGuarded, 0)
+				_, _, err := gateways[i%2].fs.Create(ctx, &core.Root, dirs[i/perDir], name(i), 0o644, core.CreateGuarded, 0)
 				switch {
 				case err == nil:
 					ackedNames[i] = true
