@@ -78,17 +78,7 @@ type PublishOptions struct {
 // last buffered data, its attributes and its name commit in one
 // transaction, so that publishing a small file costs one durable commit.
 func (fs *FS) PublishWith(ctx context.Context, id *Identity, tmp, dir Ino, name string, opts PublishOptions) (Attr, error) {
-	if err := checkName(name); err != nil {
-		return Attr{}, wrap("publish", dir, err)
-	}
-	// The transaction also links data and may unlink a replaced file.
-	if err := checkXattrUpdate(opts.Xattrs, nil, 16); err != nil {
-		return Attr{}, wrap("publish", tmp, err)
-	}
-	if err := fs.breakEntry(ctx, id, dir, name); err != nil {
-		return Attr{}, wrap("publish", dir, err)
-	}
-	cookie, err := fs.uniqs.Next(ctx)
+	cookie, err := fs.preparePublish(ctx, id, dir, name, opts)
 	if err != nil {
 		return Attr{}, wrap("publish", dir, err)
 	}
@@ -159,23 +149,14 @@ type NewFileData struct {
 // CreateTemp, Write and PublishWith do for a small file, for one durable
 // commit and no block.
 func (fs *FS) PublishData(ctx context.Context, id *Identity, dir Ino, name string, f NewFileData, opts PublishOptions) (Attr, error) {
-	if err := checkName(name); err != nil {
-		return Attr{}, wrap("publish", dir, err)
-	}
 	if len(f.Data) > data.InlineMax {
 		return Attr{}, wrap("publish", dir, syscall.EFBIG)
 	}
-	if err := checkXattrUpdate(opts.Xattrs, nil, 16); err != nil {
-		return Attr{}, wrap("publish", dir, err)
-	}
-	if err := fs.breakEntry(ctx, id, dir, name); err != nil {
-		return Attr{}, wrap("publish", dir, err)
-	}
-	ino, err := fs.inos.Next(ctx)
+	cookie, err := fs.preparePublish(ctx, id, dir, name, opts)
 	if err != nil {
 		return Attr{}, wrap("publish", dir, err)
 	}
-	cookie, err := fs.uniqs.Next(ctx)
+	ino, err := fs.inos.Next(ctx)
 	if err != nil {
 		return Attr{}, wrap("publish", dir, err)
 	}
@@ -236,6 +217,23 @@ func (fs *FS) PublishData(ctx context.Context, id *Identity, dir Ino, name strin
 	}
 	fs.published(dir, name, result, replaced)
 	return result, nil
+}
+
+// preparePublish checks what a publishing transaction will do before it
+// runs (the name; attributes few enough to fit beside the data links and a
+// replaced file's unlinking), breaks leases on a file it replaces, and
+// returns the readdir cookie of the new entry.
+func (fs *FS) preparePublish(ctx context.Context, id *Identity, dir Ino, name string, opts PublishOptions) (uint64, error) {
+	if err := checkName(name); err != nil {
+		return 0, err
+	}
+	if err := checkXattrUpdate(opts.Xattrs, nil, 16); err != nil {
+		return 0, err
+	}
+	if err := fs.breakEntry(ctx, id, dir, name); err != nil {
+		return 0, err
+	}
+	return fs.uniqs.Next(ctx)
 }
 
 // replaceEntry removes the non-directory entry d of name in dir, which a
