@@ -62,6 +62,18 @@ func openEmbeddedNoCleanup(t testing.TB, dir string, opts core.Options) (*pebble
 	return store, blobs, fsys
 }
 
+// blockFiles lists the files of the block store of the filesystem in dir.
+func blockFiles(dir string) []string {
+	var files []string
+	filepath.WalkDir(filepath.Join(dir, "blocks"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	return files
+}
+
 // TestCorruptBlock alters a stored block on disk: the read fails with EIO,
 // never returns wrong bytes, and fsck names the file.
 func TestCorruptBlock(t *testing.T) {
@@ -76,13 +88,7 @@ func TestCorruptBlock(t *testing.T) {
 	if _, err := fsys.Write(ctx, &core.Root, f.Ino, 0, content, core.FileSync); err != nil {
 		t.Fatal(err)
 	}
-	var blocks []string
-	filepath.WalkDir(filepath.Join(dir, "blocks"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			blocks = append(blocks, p)
-		}
-		return nil
-	})
+	blocks := blockFiles(dir)
 	if len(blocks) != 1 {
 		t.Fatalf("expected one block file, found %v", blocks)
 	}
@@ -287,14 +293,7 @@ func TestInlineSlices(t *testing.T) {
 	if n := len(inlineKeys()); n != 2 {
 		t.Fatalf("%d inline data records, want 2", n)
 	}
-	var files []string
-	filepath.WalkDir(filepath.Join(dir, "blocks"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if len(files) != 0 {
+	if files := blockFiles(dir); len(files) != 0 {
 		t.Fatalf("small writes stored blocks: %v", files)
 	}
 	p := make([]byte, len(content)+10)

@@ -361,6 +361,24 @@ func (w *unstableWriter) commit(ctx context.Context) ([8]byte, error) {
 	return ok.Resok.Verf, nil
 }
 
+// dialRPC connects to the listener of g named by its configuration key, as
+// root of client host machine; the connection closes with the test.
+func dialRPC(t *testing.T, g *gatewayProc, listener, machine string) *oncrpc.Client {
+	t.Helper()
+	cred, err := oncrpc.SysCredential{MachineName: machine, UID: 0, GID: 0}.Credential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := oncrpc.Dial(ctx, "tcp", g.addrs[listener], oncrpc.WithCredential(cred))
+	if err != nil {
+		t.Fatalf("dialing %s of gateway %s: %v", listener, g.name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // nfsMount mounts /export of a gateway with the Go NFS client as root.
 func nfsMount(t *testing.T, g *gatewayProc) *nfsc.Target {
 	t.Helper()
@@ -631,16 +649,7 @@ func TestGatewayKilledMidWrite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NFS create through A: %v", err)
 	}
-	cred, err := oncrpc.SysCredential{MachineName: "killgw", UID: 0, GID: 0}.Credential()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := oncrpc.Dial(ctx, "tcp", gwA.addrs["nfs.listen"], oncrpc.WithCredential(cred))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	unstable := &unstableWriter{c: rc, fh: unstableFH}
+	unstable := &unstableWriter{c: dialRPC(t, gwA, "nfs.listen", "killgw"), fh: unstableFH}
 
 	// The inspector is a core over the same prefixes that runs no
 	// background work: it counts blocks and runs fsck.

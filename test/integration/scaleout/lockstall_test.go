@@ -23,18 +23,7 @@ type nlmClient struct {
 
 func dialNLM(t *testing.T, g *gatewayProc, host string) *nlmClient {
 	t.Helper()
-	cred, err := oncrpc.SysCredential{MachineName: host, UID: 0, GID: 0}.Credential()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := oncrpc.Dial(ctx, "tcp", g.addrs["nfs.nlm_listen"], oncrpc.WithCredential(cred))
-	if err != nil {
-		t.Fatalf("dialing NLM on gateway %s: %v", g.name, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &nlmClient{c: c, host: host}
+	return &nlmClient{c: dialRPC(t, g, "nfs.nlm_listen", host), host: host}
 }
 
 // lock asks for an exclusive, non-blocking lock of [0, 100) of fh.
@@ -92,15 +81,7 @@ func TestStoppedLockHolderIsFenced(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NFS create through A: %v", err)
 	}
-	cred, err := oncrpc.SysCredential{MachineName: "client-1", UID: 0, GID: 0}.Credential()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rpcA, err := oncrpc.Dial(ctx, "tcp", gwA.addrs["nfs.listen"], oncrpc.WithCredential(cred))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rpcA.Close()
+	rpcA := dialRPC(t, gwA, "nfs.listen", "client-1")
 	if st, err := syncWrite(ctx, rpcA, fh, []byte("before")); err != nil || st != nfsv3.NFS3_OK {
 		t.Fatalf("first write through A: %v %v", nfs3.StatusName(st), err)
 	}
