@@ -78,13 +78,11 @@ func (q *request) writeBody(ino core.Ino, body io.Reader, idle func()) (int64, e
 // readSmallBody reads a body of at most core.MaxPublishData bytes to its
 // end, so that its signature and checksums are verified before it is used.
 func (q *request) readSmallBody() ([]byte, error) {
-	want := q.auth.DecodedLength
-	b, err := io.ReadAll(io.LimitReader(q.auth.Body, want+1))
-	q.bytesIn += int64(len(b))
+	b, err := q.readBody(q.auth.DecodedLength)
 	if err != nil {
-		return nil, bodyError(err)
+		return nil, err
 	}
-	if int64(len(b)) != want {
+	if int64(len(b)) != q.auth.DecodedLength {
 		return nil, s3err.IncompleteBody
 	}
 	return b, nil
