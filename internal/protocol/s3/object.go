@@ -85,6 +85,9 @@ func (q *request) readSmallBody() ([]byte, error) {
 	if int64(len(b)) != q.auth.DecodedLength {
 		return nil, s3err.IncompleteBody
 	}
+	if b == nil {
+		b = []byte{} // a request without a body: still a small object, of no bytes
+	}
 	return b, nil
 }
 
