@@ -23,7 +23,7 @@
 # Usage: bench/s3-vs-versitygw.sh [WORKDIR]
 # Environment: SECS (default 10), CONC (16), LARGE_COUNT (8), LARGE_CONC
 # (1), KEYS (10000), ROUNDS (1), CFS_DIRECT_IO (the gateway's
-# blob.local.direct_io, default true), VERSITYGW (its binary; default
+# blob.local.direct_io, default false), VERSITYGW (its binary; default
 # $(go env GOPATH)/bin/versitygw, installed at v1.8.0 when missing), KEEP=1
 # keeps WORKDIR (default: a new directory under ${TMPDIR:-/tmp}, removed at
 # exit). Needs go, curl and python3 (to find free ports).
@@ -144,7 +144,7 @@ run_cfs() {
 		quota:
 		  user_defaults: {bytes_soft: 0, bytes_hard: 0, inodes_soft: 0, inodes_hard: 0}
 		blob:
-		  local: {direct_io: ${CFS_DIRECT_IO:-true}}
+		  local: {direct_io: ${CFS_DIRECT_IO:-false}}
 	EOF
 	local problems
 	problems=$("$work/cfs-gateway" validate-config --config "$work/gateway.yaml" 2>&1) || {

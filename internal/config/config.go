@@ -524,7 +524,7 @@ func Default() *Config {
 		},
 		Blob: Blob{
 			Engine: BlobLocalEngine,
-			Local:  BlobLocal{DirectIO: true},
+			Local:  BlobLocal{DirectIO: false},
 			S3:     BlobS3{Region: "us-east-1"},
 		},
 		Data: Data{

@@ -57,7 +57,7 @@ func TestDefaultsMatchGuide(t *testing.T) {
 		{"metadata.etcd.prefix", c.Metadata.Etcd.Prefix, "/cfs/"},
 		{"blob.engine", c.Blob.Engine, BlobEngine("local")},
 		{"blob.local.path", c.Blob.Local.Path, ""},
-		{"blob.local.direct_io", c.Blob.Local.DirectIO, true},
+		{"blob.local.direct_io", c.Blob.Local.DirectIO, false},
 		{"blob.s3.region", c.Blob.S3.Region, "us-east-1"},
 		{"blob.s3.use_tls", c.Blob.S3.UseTLS, false},
 		{"data.writeback_buffer_bytes", c.Data.WritebackBufferBytes, int64(268435456)},
