@@ -138,3 +138,37 @@ func FuzzDecodeAuthSys(f *testing.F) {
 		}
 	})
 }
+
+// TestConnectionCredentialReuse: a connection reuses the decoding of its
+// previous AUTH_SYS credential only for the very same bytes, and keeps its
+// own copy of them (call records are recycled buffers).
+func TestConnectionCredentialReuse(t *testing.T) {
+	alice := authSysBody(1, "client", 1000, 100, groups(2))
+	bob := authSysBody(1, "client", 1001, 100, groups(2))
+	root := authSysBody(2, "client", 0, 0, nil)
+	var ep endpoint
+	for i, body := range [][]byte{alice, alice, bob, alice, {0, 0, 0, 1}, root, root} {
+		in := bytes.Clone(body)
+		got, err := ep.authSys(in)
+		want, wantErr := DecodeAuthSys(body)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("call %d: authSys error %v, DecodeAuthSys error %v", i, err, wantErr)
+		}
+		if err != nil {
+			if !errors.Is(err, AuthBadCred) {
+				t.Fatalf("call %d: error %v does not match AuthBadCred", i, err)
+			}
+			continue
+		}
+		if got.UID != want.UID || got.GID != want.GID || got.Stamp != want.Stamp ||
+			got.MachineName != want.MachineName || !slices.Equal(got.GIDs, want.GIDs) {
+			t.Fatalf("call %d: authSys = %+v, want %+v", i, *got, want)
+		}
+		// The record buffer goes back to the pool and may carry another
+		// client's credential next.
+		copy(in, bob)
+	}
+	if got, _ := ep.authSys(root); got.UID != 0 || got.Stamp != 2 {
+		t.Fatalf("after the buffers were reused, authSys(root) = %+v", *got)
+	}
+}

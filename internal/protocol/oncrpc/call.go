@@ -17,7 +17,8 @@ type Call struct {
 
 	// Cred and Verf are the credential and verifier as sent; their
 	// bodies share the lifetime of Args. Sys is the decoded credential
-	// when Cred.Flavor is AuthSys, nil otherwise.
+	// when Cred.Flavor is AuthSys, nil otherwise; it may be shared with
+	// other calls of the connection and must not be modified.
 	Cred OpaqueAuth
 	Verf OpaqueAuth
 	Sys  *SysCredential
