@@ -19,8 +19,12 @@ var (
 )
 
 const (
-	blockMagic   = "CFSB"
-	blockVersion = 2
+	blockMagic = "CFSB"
+	// blockVersion is the format written: 4 KiB segments (SegmentSize).
+	// Version 2, with 64 KiB segments, is still read.
+	blockVersion = 3
+	// v2SegmentSize is the segment size of format version 2.
+	v2SegmentSize = 64 << 10
 	// blockPrefixLen is magic, version and reserved bytes.
 	blockPrefixLen = 8
 	// maxBlockHeaderLen is the header of a full BlockSize block.
@@ -31,15 +35,29 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// blockSegments is the number of checksummed segments of an n-byte block.
-func blockSegments(n uint32) int { return int((uint64(n) + SegmentSize - 1) / SegmentSize) }
+// segmentSize is the segment size of a block format version (2 or
+// blockVersion).
+func segmentSize(version byte) uint32 {
+	if version == 2 {
+		return v2SegmentSize
+	}
+	return SegmentSize
+}
 
-// blockHeaderLen is the length of the header of an n-byte block, which
-// follows its data.
-func blockHeaderLen(n uint32) int { return blockPrefixLen + 4*blockSegments(n) + 4 }
+// blockSegments is the number of checksummed segments of an n-byte block
+// with segments of seg bytes.
+func blockSegments(n, seg uint32) int { return int((uint64(n) + uint64(seg) - 1) / uint64(seg)) }
+
+// blockHeaderLen is the length of the header of an n-byte block of the
+// current format, which follows its data.
+func blockHeaderLen(n uint32) int { return headerLen(n, SegmentSize) }
+
+// headerLen is the header length of an n-byte block with segments of seg
+// bytes.
+func headerLen(n, seg uint32) int { return blockPrefixLen + 4*blockSegments(n, seg) + 4 }
 
 // maxHeaderLen is the header length of a full block.
-const maxHeaderLen = blockPrefixLen + 4*(BlockSize/SegmentSize) + 4
+const maxHeaderLen = maxBlockHeaderLen
 
 // blockIdentity is the CRC32C state after the block's identity, which
 // every checksum of the block starts from.
@@ -86,14 +104,22 @@ func encodeBlock(dst []byte, id uint64, index int, data []byte) []byte {
 // encodeHeader writes into hdr (blockHeaderLen bytes) the header of block
 // index of slice id holding data, checksumming data where it lies.
 func encodeHeader(hdr []byte, id uint64, index int, data []byte) {
+	encodeHeaderVersion(hdr, blockVersion, id, index, data)
+}
+
+// encodeHeaderVersion is encodeHeader for a given format version; hdr has
+// headerLen(len(data), segmentSize(version)) bytes. Only tests write an
+// older version.
+func encodeHeaderVersion(hdr []byte, version byte, id uint64, index int, data []byte) {
 	n := uint32(len(data))
+	size := int(segmentSize(version))
 	copy(hdr, blockMagic)
-	hdr[4] = blockVersion
+	hdr[4] = version
 	hdr[5], hdr[6], hdr[7] = 0, 0, 0
 	ident := blockIdentity(id, index, n)
-	for seg := 0; seg*SegmentSize < len(data); seg++ {
-		a := seg * SegmentSize
-		e := min(a+SegmentSize, len(data))
+	for seg := 0; seg*size < len(data); seg++ {
+		a := seg * size
+		e := min(a+size, len(data))
 		binary.LittleEndian.PutUint32(hdr[blockPrefixLen+4*seg:], segmentChecksum(ident, seg, data[a:e]))
 	}
 	crcAt := len(hdr) - 4
@@ -111,14 +137,18 @@ func EncodeBlock(dst []byte, id uint64, index int, data []byte) []byte {
 	return dst
 }
 
-// checkBlockHeader verifies the header hdr (exactly blockHeaderLen(n)
-// bytes) of block index of slice id holding n bytes.
+// checkBlockHeader verifies the header hdr of block index of slice id
+// holding n bytes: hdr must be exactly as long as its format version's
+// header of such a block.
 func checkBlockHeader(key string, hdr []byte, id uint64, index int, n uint32) error {
-	if string(hdr[:4]) != blockMagic {
-		return fmt.Errorf("data: block %s: bad magic %q: %w (the object is not a block or is corrupt; run fsck)", key, hdr[:4], ErrChecksum)
+	if len(hdr) < blockPrefixLen+4 || string(hdr[:4]) != blockMagic {
+		return fmt.Errorf("data: block %s: bad magic %q: %w (the object is not a block or is corrupt; run fsck)", key, hdr[:min(4, len(hdr))], ErrChecksum)
 	}
-	if hdr[4] != blockVersion {
-		return fmt.Errorf("data: block %s: format version %d is not readable by this release (version %d): %w (corrupt, or written by a newer release)", key, hdr[4], blockVersion, ErrChecksum)
+	if hdr[4] != blockVersion && hdr[4] != 2 {
+		return fmt.Errorf("data: block %s: format version %d is not readable by this release (versions 2 and %d): %w (corrupt, or written by a newer release)", key, hdr[4], blockVersion, ErrChecksum)
+	}
+	if want := headerLen(n, segmentSize(hdr[4])); len(hdr) != want {
+		return fmt.Errorf("data: block %s: a version %d header of a %d-byte block has %d bytes, found %d: %w (truncated or corrupt block; run fsck)", key, hdr[4], n, want, len(hdr), ErrChecksum)
 	}
 	crcAt := len(hdr) - 4
 	want := binary.LittleEndian.Uint32(hdr[crcAt:])
@@ -134,14 +164,15 @@ func checkBlockHeader(key string, hdr []byte, id uint64, index int, n uint32) er
 // checkSegments verifies data, the bytes of segments first.. of a block
 // whose header hdr has been checked.
 func checkSegments(key string, hdr []byte, ident uint32, first int, data []byte) error {
-	for i := 0; i*SegmentSize < len(data); i++ {
+	size := int(segmentSize(hdr[4]))
+	for i := 0; i*size < len(data); i++ {
 		seg := first + i
-		a := i * SegmentSize
-		e := min(a+SegmentSize, len(data))
+		a := i * size
+		e := min(a+size, len(data))
 		want := binary.LittleEndian.Uint32(hdr[blockPrefixLen+4*seg:])
 		if got := segmentChecksum(ident, seg, data[a:e]); got != want {
 			return fmt.Errorf("data: block %s: segment %d (block bytes %d-%d) checksum %08x, stored %08x: %w (the stored data is corrupt; restore the block or run fsck)",
-				key, seg, seg*SegmentSize, seg*SegmentSize+e-a, got, want, ErrChecksum)
+				key, seg, seg*size, seg*size+e-a, got, want, ErrChecksum)
 		}
 	}
 	return nil
@@ -155,9 +186,8 @@ func DecodeBlock(id uint64, index int, size uint32, obj []byte) ([]byte, error) 
 	if size == 0 || size > BlockSize {
 		return nil, fmt.Errorf("data: block %s: data size %d outside 1..%d: %w", key, size, BlockSize, ErrChecksum)
 	}
-	hl := blockHeaderLen(size)
-	if len(obj) != int(size)+hl {
-		return nil, fmt.Errorf("data: block %s: object has %d bytes, want %d: %w (truncated or corrupt block; run fsck)", key, len(obj), int(size)+hl, ErrChecksum)
+	if len(obj) <= int(size) {
+		return nil, fmt.Errorf("data: block %s: object has %d bytes, want %d: %w (truncated or corrupt block; run fsck)", key, len(obj), int(size)+blockHeaderLen(size), ErrChecksum)
 	}
 	hdr := obj[size:]
 	if err := checkBlockHeader(key, hdr, id, index, size); err != nil {

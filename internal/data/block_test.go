@@ -159,8 +159,11 @@ func FuzzDecodeBlock(f *testing.F) {
 			return
 		}
 		// The format is canonical: an accepted object is exactly what the
-		// encoder makes of its data.
-		if again := EncodeBlock(nil, id, int(index), data); !bytes.Equal(again, obj) {
+		// encoder of its version makes of its data.
+		again := make([]byte, len(obj))
+		copy(again, data)
+		encodeHeaderVersion(again[len(data):], obj[len(data)+4], id, int(index), data)
+		if !bytes.Equal(again, obj) {
 			t.Fatalf("accepted a block the encoder would not produce")
 		}
 	})
@@ -177,29 +180,51 @@ func FuzzParseBlockKey(f *testing.F) {
 	})
 }
 
-// TestBlockFormatAsDocumented builds blocks from the layout the package
-// documentation specifies, with the standard library alone, and compares
-// them with what the encoder writes: the format is a contract with every
-// block already stored.
-func TestBlockFormatAsDocumented(t *testing.T) {
+// documentedBlock builds a block of the given format version and segment
+// size from the layout the package documentation specifies, with the
+// standard library alone.
+func documentedBlock(version byte, seg int, id uint64, index int, data []byte) []byte {
 	tab := crc32.MakeTable(crc32.Castagnoli)
 	le32 := func(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
-	for _, n := range []int{1, 5, SegmentSize, SegmentSize + 3, BlockSize} {
-		const id, index = 0x0102030405060708, 7
+	n := len(data)
+	ident := binary.LittleEndian.AppendUint64(nil, id)
+	ident = append(ident, le32(uint32(index))...)
+	ident = append(ident, le32(uint32(n))...)
+	hdr := []byte{'C', 'F', 'S', 'B', version, 0, 0, 0}
+	for s := 0; s*seg < n; s++ {
+		part := data[s*seg : min((s+1)*seg, n)]
+		covered := append(append(append([]byte(nil), ident...), le32(uint32(s))...), part...)
+		hdr = append(hdr, le32(crc32.Checksum(covered, tab))...)
+	}
+	hdr = append(hdr, le32(crc32.Checksum(append(append([]byte(nil), ident...), hdr...), tab))...)
+	return append(append([]byte(nil), data...), hdr...)
+}
+
+// TestBlockFormatAsDocumented compares the encoder with the documented
+// layout, and checks that blocks of both readable versions decode: the
+// format is a contract with every block already stored.
+func TestBlockFormatAsDocumented(t *testing.T) {
+	const id, index = 0x0102030405060708, 7
+	for _, n := range []int{1, 5, 4096, 4099, 65536, 65539, BlockSize} {
 		data := randomBytes(uint64(n)+1, n)
-		ident := binary.LittleEndian.AppendUint64(nil, id)
-		ident = append(ident, le32(index)...)
-		ident = append(ident, le32(uint32(n))...)
-		hdr := []byte("CFSB\x02\x00\x00\x00")
-		for seg := 0; seg*SegmentSize < n; seg++ {
-			part := data[seg*SegmentSize : min((seg+1)*SegmentSize, n)]
-			covered := append(append(append([]byte(nil), ident...), le32(uint32(seg))...), part...)
-			hdr = append(hdr, le32(crc32.Checksum(covered, tab))...)
+		v3 := documentedBlock(3, 4<<10, id, index, data)
+		if got := EncodeBlock(nil, id, index, data); !bytes.Equal(got, v3) {
+			t.Errorf("n=%d: encoded block differs from the documented layout (first header bytes %x, want %x)", n, got[min(len(got), n):min(len(got), n+16)], v3[n:n+16])
 		}
-		hdr = append(hdr, le32(crc32.Checksum(append(append([]byte(nil), ident...), hdr...), tab))...)
-		want := append(append([]byte(nil), data...), hdr...)
-		if got := EncodeBlock(nil, id, index, data); !bytes.Equal(got, want) {
-			t.Errorf("n=%d: encoded block differs from the documented layout (first header bytes %x, want %x)", n, got[min(len(got), n):min(len(got), n+16)], hdr[:16])
+		for _, obj := range [][]byte{v3, documentedBlock(2, 64<<10, id, index, data)} {
+			got, err := DecodeBlock(id, index, uint32(n), obj)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("n=%d: DecodeBlock of a version %d block: err %v, data equal %v", n, obj[n+4], err, bytes.Equal(got, data))
+			}
+		}
+		// A version 2 header claiming version 3 (or the reverse) has the
+		// wrong length or checksums.
+		if n > 4096 {
+			bad := documentedBlock(2, 64<<10, id, index, data)
+			bad[n+4] = 3
+			if _, err := DecodeBlock(id, index, uint32(n), bad); !errors.Is(err, ErrChecksum) {
+				t.Errorf("n=%d: version 2 block relabelled 3: err %v, want ErrChecksum", n, err)
+			}
 		}
 	}
 }

@@ -19,7 +19,8 @@ type BlocksOptions struct {
 	// per block read). Default 4.
 	Parallelism int
 	// HeaderCacheEntries bounds the cache of verified block headers (at
-	// most 268 bytes each). Default 8192; negative disables the cache.
+	// most 4 KiB each). Default 2048, the headers of 8 GiB of data;
+	// negative disables the cache.
 	HeaderCacheEntries int
 }
 
@@ -39,7 +40,7 @@ func NewBlocks(store blob.Store, opts BlocksOptions) *Blocks {
 	}
 	entries := opts.HeaderCacheEntries
 	if entries == 0 {
-		entries = 8192
+		entries = 2048
 	}
 	return &Blocks{store: store, par: par, headers: newHeaderCache(entries)}
 }
@@ -196,33 +197,38 @@ func (b *Blocks) readBlock(ctx context.Context, r blockRead) error {
 
 func (b *Blocks) readBlockInto(ctx context.Context, r blockRead) error {
 	key := BlockKey(r.id, r.index, r.n)
-	hl := blockHeaderLen(r.n)
-	first := int(r.off / SegmentSize)
-	spanStart := uint32(first) * SegmentSize
-	spanEnd := min((r.off+uint32(len(r.p))+SegmentSize-1)/SegmentSize*SegmentSize, r.n)
-	ident := blockIdentity(r.id, r.index, r.n)
-
-	// Segment-aligned reads land in the caller's buffer; others read the
-	// covering segments into a scratch buffer and copy out.
-	dst := r.p
-	var scratch *[]byte
-	if r.off != spanStart || r.off+uint32(len(r.p)) != spanEnd {
-		scratch = getBuffer(int(spanEnd - spanStart))
-		defer putBuffer(scratch)
-		dst = *scratch
-	}
-
 	ref := headerRef{id: r.id, index: uint32(r.index), n: r.n}
 	hdr := b.headers.get(ref)
 	fetched := hdr == nil
+	// Without the header, the block is taken to be of the current
+	// format, and header and data are fetched at once; a block of an
+	// older format then has its data fetched again.
+	version := byte(blockVersion)
+	if !fetched {
+		version = hdr[4]
+	}
+	sp := newSegSpan(r, segmentSize(version))
 	var hdrErr error
 	var wg sync.WaitGroup
 	if fetched {
-		hdr = make([]byte, hl)
-		wg.Go(func() { hdrErr = b.getExact(ctx, key, int64(r.n), hdr) })
+		hdr = make([]byte, blockHeaderLen(r.n))
+		wg.Go(func() {
+			// An older header is shorter: the object ends before the
+			// buffer does, and the header check judges the length.
+			var n int
+			n, hdrErr = b.store.GetRange(ctx, key, int64(r.n), hdr)
+			hdr = hdr[:n]
+			if hdrErr != nil && errors.Is(hdrErr, io.EOF) {
+				hdrErr = nil
+			}
+			if hdrErr != nil {
+				hdrErr = b.blockError(key, int64(r.n), hdrErr)
+			}
+		})
 	}
-	dataErr := b.getExact(ctx, key, int64(spanStart), dst)
+	dataErr := b.getExact(ctx, key, int64(sp.start), sp.dst)
 	wg.Wait()
+	defer sp.release()
 	if hdrErr != nil {
 		return hdrErr
 	}
@@ -231,33 +237,75 @@ func (b *Blocks) readBlockInto(ctx context.Context, r blockRead) error {
 			return err
 		}
 		b.headers.add(ref, hdr)
+		if hdr[4] != version {
+			sp.release()
+			sp = newSegSpan(r, segmentSize(hdr[4]))
+			dataErr = b.getExact(ctx, key, int64(sp.start), sp.dst)
+		}
 	}
 	if dataErr != nil {
 		return dataErr
 	}
-	if err := checkSegments(key, hdr, ident, first, dst); err != nil {
+	if err := checkSegments(key, hdr, blockIdentity(r.id, r.index, r.n), sp.first, sp.dst); err != nil {
 		return err
 	}
-	if scratch != nil {
-		copy(r.p, dst[r.off-spanStart:])
+	if sp.scratch != nil {
+		copy(r.p, sp.dst[r.off-sp.start:])
 	}
 	return nil
+}
+
+// segSpan is the run of whole segments that covers a block read.
+type segSpan struct {
+	first      int    // its first segment
+	start, end uint32 // its block data bytes
+	// dst receives the span: the read's own buffer when the read is
+	// segment-aligned, else scratch.
+	dst     []byte
+	scratch *[]byte
+}
+
+func newSegSpan(r blockRead, seg uint32) segSpan {
+	first := r.off / seg
+	sp := segSpan{
+		first: int(first),
+		start: first * seg,
+		end:   min((r.off+uint32(len(r.p))+seg-1)/seg*seg, r.n),
+		dst:   r.p,
+	}
+	if r.off != sp.start || r.off+uint32(len(r.p)) != sp.end {
+		sp.scratch = getBuffer(int(sp.end - sp.start))
+		sp.dst = *sp.scratch
+	}
+	return sp
+}
+
+func (sp *segSpan) release() {
+	if sp.scratch != nil {
+		putBuffer(sp.scratch)
+		sp.scratch = nil
+	}
 }
 
 // getExact reads exactly len(p) bytes of key at off. A missing object is
 // ErrMissingBlock; a short one is ErrChecksum (the block is truncated).
 func (b *Blocks) getExact(ctx context.Context, key string, off int64, p []byte) error {
 	n, err := b.store.GetRange(ctx, key, off, p)
-	if errors.Is(err, blob.ErrNotFound) {
-		return fmt.Errorf("data: read block %s: %w (the metadata references a block the store lacks; run fsck)", key, ErrMissingBlock)
-	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("data: read block %s at %d: %w", key, off, err)
+		return b.blockError(key, off, err)
 	}
 	if n < len(p) {
 		return fmt.Errorf("data: read block %s: object ends at %d, before byte %d: %w (truncated block; run fsck)", key, off+int64(n), off+int64(len(p)), ErrChecksum)
 	}
 	return nil
+}
+
+// blockError describes a failed read of key at off.
+func (b *Blocks) blockError(key string, off int64, err error) error {
+	if errors.Is(err, blob.ErrNotFound) {
+		return fmt.Errorf("data: read block %s: %w (the metadata references a block the store lacks; run fsck)", key, ErrMissingBlock)
+	}
+	return fmt.Errorf("data: read block %s at %d: %w", key, off, err)
 }
 
 // DeleteSlice deletes the blocks of slice id (of size bytes). Blocks that
@@ -365,7 +413,7 @@ func (b *Blocks) run(ctx context.Context, n int, fn func(ctx context.Context, i 
 
 // Buffers for block objects and unaligned reads, pooled by size class so
 // that small reads do not hold (or allocate) block-sized buffers.
-var bufferClasses = [...]int{SegmentSize, 4 * SegmentSize, 16 * SegmentSize, BlockSize + maxBlockHeaderLen + 1}
+var bufferClasses = [...]int{4 << 10, 64 << 10, 1 << 20, BlockSize + maxBlockHeaderLen + 1}
 
 var bufferPools [len(bufferClasses)]sync.Pool
 

@@ -46,24 +46,29 @@
 // block's exact layout from the chunk map alone, and a garbage collector
 // listing the store knows every block's size without reading it.
 //
-// # Block format (version 2)
+// # Block format (version 3)
 //
-// The data of a block is divided into segments of SegmentSize (64 KiB); the
+// The data of a block is divided into segments of SegmentSize (4 KiB); the
 // last segment may be shorter. For n data bytes there are
 // s = ceil(n/SegmentSize) segments, and the stored object is the data
 // followed by its header:
 //
 //	offset 0        the n data bytes
 //	offset n        magic "CFSB" (4 bytes)
-//	offset n+4      format version, 2 (1 byte)
+//	offset n+4      format version, 3 (1 byte)
 //	offset n+5      reserved, zero (3 bytes)
 //	offset n+8      s segment checksums, 4 bytes each, little-endian
 //	offset n+8+4s   header checksum, 4 bytes, little-endian
 //
 // The data comes first so that it starts on a page boundary of the object:
 // a local engine can then write it straight from the writer's buffer with
-// direct I/O, without copying it. (Version 1, never released, had the
-// header first.)
+// direct I/O, without copying it. Version 2 is the same layout with
+// 64 KiB segments; it is still read (a reader that has not seen a block's
+// header assumes version 3, and reads the data again when the header says
+// 2), never written. Segments became 4 KiB because a read fetches and
+// verifies whole segments: a 4 KiB read of version 2 cost a 64 KiB read
+// and checksum. The header of a full block grew from 268 bytes to 4 KiB,
+// a tenth of a percent. (Version 1, never released, had the header first.)
 //
 // All checksums are CRC32C (Castagnoli), computed over the block's identity
 // followed by the covered bytes. The identity is the 16 bytes

@@ -16,9 +16,10 @@ const (
 	ChunkSize = 64 << 20
 	// BlockSize is the largest amount of slice data stored in one block.
 	BlockSize = 4 << 20
-	// SegmentSize is the unit of checksumming inside a block: a read
-	// verifies only the segments it covers.
-	SegmentSize = 64 << 10
+	// SegmentSize is the unit of checksumming inside a block of the
+	// current format: a read fetches and verifies only the segments it
+	// covers, so a 4 KiB read costs a 4 KiB read.
+	SegmentSize = 4 << 10
 
 	// MaxSlicesBeforeCompaction is the number of references in a chunk map
 	// above which NeedsCompaction reports true.
