@@ -209,10 +209,16 @@ type S3 struct {
 	MultipartChunkMin  int64 `yaml:"multipart_chunk_min"`
 	PartTimeoutMS      int   `yaml:"part_timeout_ms"`
 	MaxConcurrentParts int   `yaml:"max_concurrent_parts"`
+
+	LifecycleIntervalSecs int `yaml:"lifecycle_interval_secs"`
 }
 
 // PartTimeout bounds the receipt and storage of one multipart part.
 func (s S3) PartTimeout() time.Duration { return ms(s.PartTimeoutMS) }
+
+// LifecycleInterval is how often bucket lifecycle rules are applied; zero
+// turns that off.
+func (s S3) LifecycleInterval() time.Duration { return secs(s.LifecycleIntervalSecs) }
 
 // Log configures the process log.
 type Log struct {
@@ -510,6 +516,8 @@ func Default() *Config {
 			MultipartChunkMin:  5242880,
 			PartTimeoutMS:      300000,
 			MaxConcurrentParts: 4,
+
+			LifecycleIntervalSecs: 3600,
 		},
 		DataDir: "./cfs-data",
 		Log:     Log{Level: LogInfo, Format: LogText},

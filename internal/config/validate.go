@@ -311,6 +311,7 @@ func (c *Config) validateProtocols(k *checker) {
 	k.between("s3.multipart_chunk_min", s.MultipartChunkMin, minMultipartChunk, maxMultipartChunk)
 	k.millis("s3.part_timeout_ms", s.PartTimeoutMS)
 	k.between("s3.max_concurrent_parts", int64(s.MaxConcurrentParts), 1, 10000)
+	k.seconds("s3.lifecycle_interval_secs", s.LifecycleIntervalSecs, 0)
 }
 
 func (c *Config) validateSMB(k *checker) {

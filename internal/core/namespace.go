@@ -424,15 +424,32 @@ func emptyDir(ctx context.Context, tx kv.Txn, ino Ino) (bool, error) {
 
 // Remove unlinks a non-directory entry.
 func (fs *FS) Remove(ctx context.Context, id *Identity, dir Ino, name string) error {
-	return fs.removeEntry(ctx, "remove", id, dir, name, false)
+	return fs.removeEntry(ctx, "remove", id, dir, name, false, nil)
+}
+
+// RemoveIf is Remove of an entry that must still name file ino, unchanged
+// since the caller saw it with change id changeID (Attr.ChangeID; 0 checks
+// the inode number alone). A
+// removal decided on an earlier look (an S3 lifecycle rule evaluated on a
+// listing) then cannot remove a file that replaced or changed the one
+// judged, whichever gateway made the change: the check and the removal are
+// one transaction. Otherwise it removes nothing and fails with ESTALE.
+func (fs *FS) RemoveIf(ctx context.Context, id *Identity, dir Ino, name string, ino Ino, changeID uint64) error {
+	return fs.removeEntry(ctx, "remove", id, dir, name, false, &removeExpect{ino: ino, changeID: changeID})
+}
+
+// removeExpect is the file an entry must name for RemoveIf.
+type removeExpect struct {
+	ino      Ino
+	changeID uint64
 }
 
 // Rmdir removes an empty directory.
 func (fs *FS) Rmdir(ctx context.Context, id *Identity, dir Ino, name string) error {
-	return fs.removeEntry(ctx, "rmdir", id, dir, name, true)
+	return fs.removeEntry(ctx, "rmdir", id, dir, name, true, nil)
 }
 
-func (fs *FS) removeEntry(ctx context.Context, op string, id *Identity, dir Ino, name string, wantDir bool) error {
+func (fs *FS) removeEntry(ctx context.Context, op string, id *Identity, dir Ino, name string, wantDir bool, expect *removeExpect) error {
 	if name == "." || name == ".." {
 		return wrap(op, dir, syscall.EINVAL)
 	}
@@ -457,6 +474,9 @@ func (fs *FS) removeEntry(ctx context.Context, op string, id *Identity, dir Ino,
 		in, err := getInode(ctx, tx, child)
 		if err != nil {
 			return err
+		}
+		if expect != nil && (child != expect.ino || expect.changeID != 0 && in.ChangeID != expect.changeID) {
+			return syscall.ESTALE
 		}
 		isDir := FileType(in.Type) == TypeDir
 		switch {

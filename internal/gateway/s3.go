@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/claudefs/cfs-gateway/internal/admin"
 	"github.com/claudefs/cfs-gateway/internal/config"
@@ -22,6 +23,7 @@ func startS3(g *Gateway, cfg *config.Config) ([]Service, func(context.Context) e
 		MultipartChunkMin:  cfg.S3.MultipartChunkMin,
 		PartTimeout:        cfg.S3.PartTimeout(),
 		MaxConcurrentParts: cfg.S3.MaxConcurrentParts,
+		LifecycleInterval:  lifecycleInterval(cfg.S3),
 		Metrics:            g.metrics,
 		Logger:             g.log,
 	})
@@ -48,4 +50,13 @@ func startS3(g *Gateway, cfg *config.Config) ([]Service, func(context.Context) e
 		name = "s3 (tls)"
 	}
 	return []Service{{Name: name, Key: "s3.listen", Addr: addr, l: l}}, srv.Shutdown, nil
+}
+
+// lifecycleInterval maps s3.lifecycle_interval_secs, where 0 is off, to
+// the S3 server's setting, where off is negative.
+func lifecycleInterval(c config.S3) time.Duration {
+	if d := c.LifecycleInterval(); d > 0 {
+		return d
+	}
+	return -1
 }

@@ -346,6 +346,22 @@ func testRemoveAndStale(t *testing.T, open Opener) {
 	is(t, err, syscall.ESTALE)
 	_, err = fs.GetAttrHandle(ctx, core.Handle{Ino: d, Gen: 12345})
 	is(t, err, syscall.ESTALE)
+
+	// RemoveIf removes only the file it was shown, unchanged.
+	g := create(t, fs, alice, d, "g", 0o644)
+	_, err = fs.Write(ctx, alice, g.Ino, 0, []byte("changed"), core.FileSync)
+	is(t, err, nil)
+	is(t, fs.RemoveIf(ctx, alice, d, "g", g.Ino, g.ChangeID), syscall.ESTALE)
+	now, err := fs.GetAttr(ctx, g.Ino)
+	is(t, err, nil)
+	is(t, fs.Remove(ctx, alice, d, "g"), nil)
+	h := create(t, fs, alice, d, "g", 0o644) // a new file under the old name
+	is(t, fs.RemoveIf(ctx, alice, d, "g", now.Ino, now.ChangeID), syscall.ESTALE)
+	is(t, fs.RemoveIf(ctx, alice, d, "g", h.Ino, h.ChangeID), nil)
+	is(t, fs.RemoveIf(ctx, alice, d, "g", h.Ino, h.ChangeID), syscall.ENOENT)
+	if got := names(t, fs, d); len(got) != 0 {
+		t.Fatalf("after RemoveIf: entries %v, want none", got)
+	}
 }
 
 func names(t *testing.T, fs *core.FS, dir core.Ino) []string {

@@ -783,13 +783,6 @@ func (q *request) deleteOwnershipControls() error {
 	return q.reply(http.StatusNoContent)
 }
 
-func (q *request) noSuchLifecycle() error {
-	if _, err := q.bucketFor(access{action: "s3:GetLifecycleConfiguration"}); err != nil {
-		return err
-	}
-	return &s3err.Error{Code: "NoSuchLifecycleConfiguration", Status: 404, Message: "The lifecycle configuration does not exist"}
-}
-
 func (q *request) noSuchEncryption() error {
 	if _, err := q.bucketFor(access{action: "s3:GetEncryptionConfiguration"}); err != nil {
 		return err

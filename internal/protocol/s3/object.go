@@ -294,7 +294,7 @@ func (q *request) putObject() error {
 	if b.versioning() == "Enabled" {
 		h.Set("X-Amz-Version-Id", versionOrNull(v.meta.VersionID))
 	}
-	_ = a
+	q.setExpirationHeader(b, q.key, &a, int64(a.Size), v.tags)
 	return q.reply(200)
 }
 
@@ -580,7 +580,7 @@ func (q *request) headObject() error { return q.getOrHead(false) }
 func (q *request) getObject() error  { return q.getOrHead(true) }
 
 func (q *request) getOrHead(body bool) error {
-	_, o, err := q.objectFor(access{action: "s3:GetObject", perm: permRead, onObject: true})
+	b, o, err := q.objectFor(access{action: "s3:GetObject", perm: permRead, onObject: true})
 	if err != nil {
 		return err
 	}
@@ -630,6 +630,7 @@ func (q *request) getOrHead(body bool) error {
 		}
 	}
 	q.setObjectHeaders(o)
+	q.objectExpirationHeader(b, o)
 	q.responseOverrides()
 	h := q.w.Header()
 	h.Set("Content-Length", strconv.FormatInt(length, 10))

@@ -43,7 +43,7 @@ var bucketSubresources = []struct {
 	{"publicAccessBlock", map[string]operation{"GET": {"GetPublicAccessBlock", (*request).getPublicAccessBlock}, "PUT": {"PutPublicAccessBlock", (*request).putPublicAccessBlock}, "DELETE": {"DeletePublicAccessBlock", (*request).deletePublicAccessBlock}}},
 	{"ownershipControls", map[string]operation{"GET": {"GetBucketOwnershipControls", (*request).getOwnershipControls}, "PUT": {"PutBucketOwnershipControls", (*request).putOwnershipControls}, "DELETE": {"DeleteBucketOwnershipControls", (*request).deleteOwnershipControls}}},
 	{"delete", map[string]operation{"POST": {"DeleteObjects", (*request).deleteObjects}}},
-	{"lifecycle", map[string]operation{"GET": {"GetBucketLifecycle", (*request).noSuchLifecycle}, "PUT": {"PutBucketLifecycle", notImplemented("Bucket lifecycle")}, "DELETE": {"DeleteBucketLifecycle", (*request).deleteNothing}}},
+	{"lifecycle", map[string]operation{"GET": {"GetBucketLifecycleConfiguration", (*request).getBucketLifecycle}, "PUT": {"PutBucketLifecycleConfiguration", (*request).putBucketLifecycle}, "DELETE": {"DeleteBucketLifecycle", (*request).deleteBucketLifecycle}}},
 	{"encryption", map[string]operation{"GET": {"GetBucketEncryption", (*request).noSuchEncryption}, "PUT": {"PutBucketEncryption", notImplemented("Bucket encryption")}, "DELETE": {"DeleteBucketEncryption", (*request).deleteNothing}}},
 	{"logging", map[string]operation{"GET": {"GetBucketLogging", (*request).getBucketLogging}, "PUT": {"PutBucketLogging", notImplemented("Bucket logging")}}},
 	{"website", map[string]operation{"GET": {"GetBucketWebsite", notImplemented("Bucket websites")}, "PUT": {"PutBucketWebsite", notImplemented("Bucket websites")}, "DELETE": {"DeleteBucketWebsite", (*request).deleteNothing}}},

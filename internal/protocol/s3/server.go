@@ -77,6 +77,14 @@ type Config struct {
 	AnonymousUID, AnonymousGID *uint32
 	// Now is the clock [time.Now].
 	Now func() time.Time
+	// LifecycleInterval is how often the lifecycle worker applies the
+	// buckets' lifecycle rules (s3.lifecycle_interval_secs) [1 h]. A
+	// negative interval turns the worker off. The worker starts with the
+	// first Serve and stops at Shutdown.
+	LifecycleInterval time.Duration
+	// LifecycleDay is the length of a day in lifecycle rules' ages [24 h];
+	// only tests shorten it.
+	LifecycleDay time.Duration
 }
 
 // Server is an S3 server over a core.FS.
@@ -110,6 +118,8 @@ type Server struct {
 	httpMu   sync.Mutex
 	servers  []*http.Server
 	shutdown atomic.Bool
+
+	lifecycle lifecycleWorker
 }
 
 // New returns a server for cfg.
@@ -134,6 +144,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.LifecycleInterval == 0 {
+		cfg.LifecycleInterval = DefaultLifecycleInterval
+	}
+	if cfg.LifecycleDay <= 0 {
+		cfg.LifecycleDay = DefaultLifecycleDay
 	}
 	anon := core.Identity{UID: DefaultAnonymousID, GID: DefaultAnonymousID}
 	if cfg.AnonymousUID != nil {
@@ -200,11 +216,13 @@ func (s *Server) httpServer() *http.Server {
 		return nil
 	}
 	s.servers = append(s.servers, hs)
+	s.lifecycle.start(s)
 	return hs
 }
 
-// Shutdown stops accepting connections and waits for requests in progress
-// to finish (or ctx to end).
+// Shutdown stops accepting connections and the lifecycle worker, and
+// waits for requests and a lifecycle pass in progress to finish (or ctx to
+// end).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.httpMu.Lock()
 	s.shutdown.Store(true)
@@ -216,6 +234,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := hs.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := s.lifecycle.stop(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
