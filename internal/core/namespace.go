@@ -429,11 +429,11 @@ func (fs *FS) Remove(ctx context.Context, id *Identity, dir Ino, name string) er
 
 // RemoveIf is Remove of an entry that must still name file ino, unchanged
 // since the caller saw it with change id changeID (Attr.ChangeID; 0 checks
-// the inode number alone). A
-// removal decided on an earlier look (an S3 lifecycle rule evaluated on a
-// listing) then cannot remove a file that replaced or changed the one
-// judged, whichever gateway made the change: the check and the removal are
-// one transaction. Otherwise it removes nothing and fails with ESTALE.
+// the inode number alone). A removal decided on an earlier look (an S3
+// lifecycle rule evaluated on a listing) then cannot remove a file that
+// replaced or changed the one judged, whichever gateway made the change:
+// the check and the removal are one transaction. Otherwise it removes
+// nothing and fails with ESTALE.
 func (fs *FS) RemoveIf(ctx context.Context, id *Identity, dir Ino, name string, ino Ino, changeID uint64) error {
 	return fs.removeEntry(ctx, "remove", id, dir, name, false, &removeExpect{ino: ino, changeID: changeID})
 }
