@@ -96,6 +96,25 @@ func touchDir(tx kv.Txn, dir Ino, now int64) {
 	tx.Put(meta.DirTimesKey(uint64(dir)), meta.AppendDirTimes(nil, meta.DirTimes{Mtime: now, Ctime: now, ChangeID: uint64(now)}))
 }
 
+// touchedDirAttr is the attributes of directory dir, whose inode record is
+// dirIn, after touchDir(tx, dir, now) in the same transaction.
+func touchedDirAttr(dir Ino, dirIn *meta.Inode, now int64) Attr {
+	in := *dirIn
+	in.Mtime, in.Ctime, in.ChangeID = now, now, uint64(now)
+	return toAttr(dir, &in)
+}
+
+// cacheDirAttr caches a directory's attributes that a transaction just
+// committed, unless the cache holds newer ones: transactions on one
+// directory may finish in another order than they committed. Entry
+// changes in one directory do not conflict (its times are written
+// blind), so the stored times are those of the last to commit, which may
+// be microseconds older than the newest cached here; both are times of a
+// change that happened.
+func (fs *FS) cacheDirAttr(a Attr) {
+	fs.attrs.PutIf(a.Ino, a, func(cur Attr) bool { return cur.ChangeID < a.ChangeID })
+}
+
 // GetAttr returns the attributes of ino, from the cache when fresh. The size
 // includes data still in the write-back buffer.
 func (fs *FS) GetAttr(ctx context.Context, ino Ino) (Attr, error) {

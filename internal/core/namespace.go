@@ -177,7 +177,7 @@ func (fs *FS) makeNode(ctx context.Context, id *Identity, dir Ino, name string, 
 	if err != nil {
 		return Attr{}, false, wrap(spec.op, dir, err)
 	}
-	var result Attr
+	var result, dirAttr Attr
 	created := false
 	var events chargeEvents
 	err = fs.update(ctx, &events, func(tx kv.Txn) error {
@@ -224,6 +224,7 @@ func (fs *FS) makeNode(ctx context.Context, id *Identity, dir Ino, name string, 
 		putEntry(tx, dir, name, meta.Dentry{Ino: ino, Type: in.Type, Cookie: cookie})
 		touchDir(tx, dir, now)
 		result = toAttr(Ino(ino), in)
+		dirAttr = touchedDirAttr(dir, dirIn, now)
 		created = true
 		return nil
 	})
@@ -233,8 +234,10 @@ func (fs *FS) makeNode(ctx context.Context, id *Identity, dir Ino, name string, 
 	if err != nil {
 		return Attr{}, false, wrap(spec.op, dir, err)
 	}
-	fs.attrs.Invalidate(dir)
 	if created {
+		// The reply's post-operation directory attributes then come from
+		// the cache instead of the store.
+		fs.cacheDirAttr(dirAttr)
 		fs.cacheAttr(result)
 		fs.entries.Put(entryKey{dir, name}, result.Ino)
 	}

@@ -333,6 +333,18 @@ func (c *Cache[K, V]) Put(k K, v V) {
 	s.mu.Unlock()
 }
 
+// PutIf stores v for k like Put, unless k holds an unexpired value for
+// which replace reports false. It lets writers that finish out of order
+// keep the newest value: replace compares versions.
+func (c *Cache[K, V]) PutIf(k K, v V, replace func(cur V) bool) {
+	now := c.clock()
+	s := c.lock(k)
+	if cur, ok := s.peek(k, now); !ok || replace(cur) {
+		s.put(k, v, now)
+	}
+	s.mu.Unlock()
+}
+
 // Invalidate removes k; it reports whether k was present.
 func (c *Cache[K, V]) Invalidate(k K) bool {
 	s := c.lock(k)

@@ -244,6 +244,39 @@ func TestPutReplacesValue(t *testing.T) {
 	}
 }
 
+func TestPutIf(t *testing.T) {
+	newer := func(v int) func(int) bool { return func(cur int) bool { return cur < v } }
+	tests := []struct {
+		name    string
+		present bool // an entry of value 5 is cached first
+		expired bool // ... and has expired
+		put     int
+		want    int
+	}{
+		{"absent", false, false, 3, 3},
+		{"newer replaces", true, false, 7, 7},
+		{"older stays out", true, false, 3, 5},
+		{"equal stays out", true, false, 5, 5},
+		{"expired entry is replaced", true, true, 3, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			c := mustNew[string, int](t, Options{MaxEntries: 4, TTL: 10 * time.Second, Now: clock.Now})
+			if tt.present {
+				c.Put("k", 5)
+			}
+			if tt.expired {
+				clock.Advance(10 * time.Second)
+			}
+			c.PutIf("k", tt.put, newer(tt.put))
+			if v, ok := c.Get("k"); !ok || v != tt.want {
+				t.Fatalf("Get = %d, %v; want %d, true", v, ok, tt.want)
+			}
+		})
+	}
+}
+
 // model is a deliberately naive reference: it scans every entry for the
 // victim, which makes it obviously right and slow.
 type model struct {

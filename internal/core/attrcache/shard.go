@@ -140,6 +140,17 @@ func (s *shard[K, V]) get(k K, now int64) (V, bool) {
 	return s.nodes[i].val, true
 }
 
+// peek returns k's unexpired value without counting a lookup or touching
+// the entry.
+func (s *shard[K, V]) peek(k K, now int64) (V, bool) {
+	i, ok := s.index[k]
+	if !ok || s.expired(&s.nodes[i], now) {
+		var zero V
+		return zero, false
+	}
+	return s.nodes[i].val, true
+}
+
 func (s *shard[K, V]) put(k K, v V, now int64) {
 	if i, ok := s.index[k]; ok {
 		n := &s.nodes[i]

@@ -1059,6 +1059,23 @@ func testConcurrentCreates(t *testing.T, open Opener) {
 	if got := len(names(t, fs, d)); got != 800 {
 		t.Fatalf("%d entries after 800 concurrent creates", got)
 	}
+	// The directory's attributes cached by the creates, which finished in
+	// any order, are the newest: creates in one directory do not conflict,
+	// so the stored times are those of the last to commit, which may be
+	// a few microseconds older than another's.
+	cached, err := fs.GetAttr(ctx, d)
+	is(t, err, nil)
+	fs.InvalidateAll()
+	stored, err := fs.GetAttr(ctx, d)
+	is(t, err, nil)
+	if cached.ChangeID < stored.ChangeID || cached.Mtime.Before(stored.Mtime) {
+		t.Fatalf("directory attributes after concurrent creates: cached change %d mtime %v, older than stored %d %v",
+			cached.ChangeID, cached.Mtime, stored.ChangeID, stored.Mtime)
+	}
+	cached.Mtime, cached.Ctime, cached.ChangeID = stored.Mtime, stored.Ctime, stored.ChangeID
+	if cached != stored {
+		t.Fatalf("directory attributes after concurrent creates: cached %+v, stored %+v", cached, stored)
+	}
 	e, _ := fs.GetQuota(ctx, false, alice.UID)
 	if e.Usage.Inodes != 800 {
 		t.Fatalf("inode usage %d after 800 creates", e.Usage.Inodes)
