@@ -7,6 +7,8 @@ import (
 	"math/bits"
 	"sync"
 
+	xdrruntime "github.com/buildbarn/go-xdr/pkg/runtime"
+
 	"github.com/claudefs/cfs-gateway/internal/core"
 	"github.com/claudefs/cfs-gateway/internal/protocol/oncrpc"
 	"github.com/claudefs/cfs-gateway/internal/protocol/xdr/nfsv3"
@@ -176,18 +178,61 @@ func putReadBuffer(p *[]byte) {
 	readBuffers[c].Put(p)
 }
 
-// pooledReply encodes a reply that refers to a pooled buffer and then
-// returns the buffer to its pool.
-type pooledReply struct {
-	res io.WriterTo
+// readReply encodes a successful READ reply whose data lies in a pooled
+// buffer. A transport that can send the data from there
+// (oncrpc.PayloadWriter) gets it without a copy and returns the buffer to
+// its pool once sent: copying a 1 MiB READ's data into the reply cost a
+// seventh of the server's CPU on sequential reads. Otherwise the generated
+// encoder copies it.
+type readReply struct {
+	res nfsv3.Read3res_NFS3_OK
 	buf *[]byte
 }
 
-func (r *pooledReply) WriteTo(w io.Writer) (int64, error) {
-	n, err := r.res.WriteTo(w)
-	putReadBuffer(r.buf)
-	r.buf = nil
-	return n, err
+func (r *readReply) WriteTo(w io.Writer) (int64, error) {
+	pw, ok := w.(oncrpc.PayloadWriter)
+	if !ok {
+		n, err := r.res.WriteTo(w)
+		r.release()
+		return n, err
+	}
+	// The fields of Read3res_NFS3_OK in the generated encoder's order, up
+	// to the data's length; then the data and its padding.
+	ok3 := &r.res.Resok
+	total, err := xdrruntime.WriteInt(w, int32(nfsv3.NFS3_OK))
+	if err == nil {
+		var n int64
+		n, err = ok3.FileAttributes.WriteTo(w)
+		total += n
+	}
+	var head [12]byte
+	binary.BigEndian.PutUint32(head[0:], ok3.Count)
+	if ok3.Eof {
+		head[7] = 1
+	}
+	binary.BigEndian.PutUint32(head[8:], uint32(len(ok3.Data)))
+	if err == nil {
+		var n int
+		n, err = w.Write(head[:])
+		total += int64(n)
+	}
+	if err != nil {
+		r.release()
+		return total, err
+	}
+	pw.WritePayload(ok3.Data, r.release)
+	total += int64(len(ok3.Data))
+	var pad [3]byte
+	n, err := w.Write(pad[:-len(ok3.Data)&3])
+	return total + int64(n), err
+}
+
+// release returns the data's buffer to its pool, once.
+func (r *readReply) release() {
+	if r.buf != nil {
+		putReadBuffer(r.buf)
+		r.buf = nil
+	}
 }
 
 func (s *Server) read(ctx context.Context, call *oncrpc.Call) (outcome, error) {
@@ -212,13 +257,13 @@ func (s *Server) read(ctx context.Context, call *oncrpc.Call) (outcome, error) {
 		putReadBuffer(buf)
 		return fail(Status(err), &t.attr)
 	}
-	res := &nfsv3.Read3res_NFS3_OK{Resok: nfsv3.Read3resok{
+	res := nfsv3.Read3res_NFS3_OK{Resok: nfsv3.Read3resok{
 		FileAttributes: s.postOp(&t.attr),
 		Count:          uint32(n),
 		Eof:            eof,
 		Data:           (*buf)[:n],
 	}}
-	return outcome{res: &pooledReply{res: res, buf: buf}, out: n}, nil
+	return outcome{res: &readReply{res: res, buf: buf}, out: n}, nil
 }
 
 func (s *Server) write(ctx context.Context, call *oncrpc.Call) (outcome, error) {

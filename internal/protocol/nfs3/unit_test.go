@@ -320,3 +320,54 @@ func TestReadBufferClasses(t *testing.T) {
 		}
 	}
 }
+
+// payloadRecorder is a transport's reply writer that takes a payload.
+type payloadRecorder struct {
+	bytes.Buffer
+	payloads int
+	release  func()
+}
+
+func (p *payloadRecorder) WritePayload(b []byte, release func()) {
+	p.payloads++
+	p.Write(b)
+	p.release = release
+}
+
+// TestReadReplyEncoding: a READ reply handed to a transport as a payload
+// encodes exactly as the generated encoder copies it, and its buffer is
+// returned only once the transport releases it.
+func TestReadReplyEncoding(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 4, 4096, 65_537} {
+		for _, eof := range []bool{false, true} {
+			data := bytes.Repeat([]byte{0xa5}, n)
+			attrs := nfsv3.PostOpAttr(&nfsv3.PostOpAttr_FALSE{})
+			if n%2 == 1 {
+				attrs = &nfsv3.PostOpAttr_TRUE{Attributes: nfsv3.Fattr3{Size: 77, Fileid: 9}}
+			}
+			res := nfsv3.Read3res_NFS3_OK{Resok: nfsv3.Read3resok{FileAttributes: attrs, Count: uint32(n), Eof: eof, Data: data}}
+			var want bytes.Buffer
+			if _, err := res.WriteTo(&want); err != nil {
+				t.Fatal(err)
+			}
+			buf := getReadBuffer(uint32(n))
+			copy(*buf, data)
+			r := &readReply{res: res, buf: buf}
+			r.res.Resok.Data = (*buf)[:n]
+			var got payloadRecorder
+			if _, err := r.WriteTo(&got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Fatalf("n=%d eof=%v: payload encoding %x, generated %x", n, eof, got.Bytes(), want.Bytes())
+			}
+			if got.payloads != 1 || r.buf == nil {
+				t.Fatalf("n=%d: %d payloads, buffer kept %v; want 1 and kept until released", n, got.payloads, r.buf != nil)
+			}
+			got.release()
+			if r.buf != nil {
+				t.Fatalf("n=%d: buffer not returned on release", n)
+			}
+		}
+	}
+}

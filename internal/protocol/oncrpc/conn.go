@@ -42,11 +42,18 @@ type conn struct {
 	work chan []byte
 
 	wmu     sync.Mutex
-	queue   [][]byte // replies waiting for the writer
-	spare   [][]byte // the writer's previous batch, reused as the next queue
-	writing bool     // a goroutine is writing; others only enqueue
-	werr    error    // the first write failure; later replies are discarded
+	queue   []outRecord // replies waiting for the writer
+	spare   []outRecord // the writer's previous batch, reused as the next queue
+	writing bool        // a goroutine is writing; others only enqueue
+	werr    error       // the first write failure; later replies are discarded
 	iov     net.Buffers
+}
+
+// outRecord is a reply record waiting to be sent: head (which starts with
+// its record mark) and the payload that follows it.
+type outRecord struct {
+	head []byte
+	pl   payload
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -220,21 +227,22 @@ func isTimeout(err error) bool {
 
 func (c *conn) handle(rec []byte) {
 	defer c.inflight.Done()
-	reply := c.srv.serveRecord(&c.ep, rec)
+	var out outRecord
+	out.head = c.srv.serveRecord(&c.ep, rec, &out.pl)
 	putBuffer(rec)
-	if reply == nil {
+	if out.head == nil {
 		<-c.slots
 		return
 	}
-	putMark(reply, len(reply)-markSize)
-	c.send(reply)
+	putMark(out.head, len(out.head)-markSize+out.pl.len())
+	c.send(out)
 }
 
 // send queues a reply record and, unless another goroutine is already
 // writing, writes the queue until it is empty. A call's slot is freed
 // only once its reply has been written, so a client that stops reading
 // replies stops being read as well.
-func (c *conn) send(reply []byte) {
+func (c *conn) send(reply outRecord) {
 	c.wmu.Lock()
 	c.queue = append(c.queue, reply)
 	if c.writing {
@@ -251,9 +259,10 @@ func (c *conn) send(reply []byte) {
 		if werr == nil {
 			werr = c.write(batch)
 		}
-		for i, b := range batch {
-			putBuffer(b)
-			batch[i] = nil
+		for i := range batch {
+			putBuffer(batch[i].head)
+			batch[i].pl.free()
+			batch[i] = outRecord{}
 			<-c.slots
 		}
 
@@ -281,16 +290,25 @@ func (c *conn) send(reply []byte) {
 }
 
 // write sends a batch of reply records; only the writer calls it.
-func (c *conn) write(batch [][]byte) error {
+func (c *conn) write(batch []outRecord) error {
 	if d := c.srv.cfg.WriteTimeout; d > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
-	if len(batch) == 1 {
-		_, err := c.nc.Write(batch[0])
+	if len(batch) == 1 && batch[0].pl.data == nil {
+		_, err := c.nc.Write(batch[0].head)
 		return err
 	}
 	// net.Buffers consumes the slice it writes, so it gets a copy.
-	c.iov = append(c.iov[:0], batch...)
+	c.iov = c.iov[:0]
+	for _, r := range batch {
+		c.iov = append(c.iov, r.head)
+		if r.pl.data != nil {
+			c.iov = append(c.iov, r.pl.data)
+		}
+		if len(r.pl.tail) > 0 {
+			c.iov = append(c.iov, r.pl.tail)
+		}
+	}
 	iov := c.iov
 	_, err := iov.WriteTo(c.nc)
 	clear(c.iov)

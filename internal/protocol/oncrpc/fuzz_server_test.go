@@ -38,10 +38,12 @@ func FuzzServeRecord(f *testing.F) {
 	ep := &endpoint{network: "tcp", local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2049}, remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 800}}
 
 	f.Fuzz(func(t *testing.T, rec []byte) {
-		reply := s.serveRecord(ep, rec)
+		var pl payload
+		reply := s.serveRecord(ep, rec, &pl)
 		if reply == nil {
 			return
 		}
+		reply = flatten(reply, &pl)
 		defer putBuffer(reply)
 		xid, err := decodeReply(bytes.NewReader(reply[markSize:]))
 		var accept AcceptStat

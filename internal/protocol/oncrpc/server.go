@@ -374,21 +374,25 @@ func (ep *endpoint) authSys(body []byte) (*SysCredential, error) {
 // serveRecord turns one call record into its reply record, which starts
 // with markSize bytes of room for a record mark. It returns nil when no
 // reply is to be sent. The reply buffer comes from the pool.
-func (s *Server) serveRecord(ep *endpoint, rec []byte) []byte {
+//
+// A reply's results may hand over a payload (PayloadWriter), which pl
+// receives: the record is then the reply followed by pl's bytes, and the
+// caller frees pl once they are sent or dropped.
+func (s *Server) serveRecord(ep *endpoint, rec []byte, pl *payload) []byte {
 	start := time.Now()
 	info := CallInfo{Network: ep.network, RemoteAddr: ep.remote, Start: start}
-	reply := s.answer(ep, rec, &info)
+	reply := s.answer(ep, rec, &info, pl)
 	if s.cfg.CallObserver != nil {
 		info.Duration = time.Since(start)
 		if reply != nil {
-			info.ReplyBytes = len(reply) - markSize
+			info.ReplyBytes = len(reply) - markSize + pl.len()
 		}
 		s.cfg.CallObserver.CallDone(info)
 	}
 	return reply
 }
 
-func (s *Server) answer(ep *endpoint, rec []byte, info *CallInfo) []byte {
+func (s *Server) answer(ep *endpoint, rec []byte, info *CallInfo, pl *payload) []byte {
 	h, err := decodeCallHeader(rec)
 	info.Prog, info.Vers, info.Proc = h.prog, h.vers, h.proc
 	info.ArgBytes = len(h.args)
@@ -462,12 +466,13 @@ func (s *Server) answer(ep *endpoint, rec []byte, info *CallInfo) []byte {
 	if errors.Is(herr, ErrNoReply) {
 		info.Outcome = Dropped
 	} else {
-		reply = s.handlerReply(p, &call, results, herr, info)
+		reply = s.handlerReply(p, &call, results, herr, info, pl)
 	}
 	if useDRC {
 		if reply == nil {
 			s.drc.abandon(key)
 		} else {
+			reply = flatten(reply, pl)
 			s.drc.finish(key, reply[markSize:])
 		}
 	}
@@ -490,7 +495,7 @@ func (s *Server) callHandler(p *program, call *Call) (results io.WriterTo, err e
 }
 
 // handlerReply encodes the reply for what the handler returned.
-func (s *Server) handlerReply(p *program, call *Call, results io.WriterTo, herr error, info *CallInfo) []byte {
+func (s *Server) handlerReply(p *program, call *Call, results io.WriterTo, herr error, info *CallInfo, pl *payload) []byte {
 	if herr != nil {
 		var auth AuthStat
 		var stat AcceptStat
@@ -514,12 +519,14 @@ func (s *Server) handlerReply(p *program, call *Call, results io.WriterTo, herr 
 		}
 	}
 	w := newReplyWriter()
+	w.pl = pl
 	w.b = appendSuccessHeader(w.b, call.XID)
 	if results != nil {
 		if _, err := results.WriteTo(w); err != nil {
 			// The handler built results that cannot be encoded (a string
 			// over its bound, say): a bug, answered as a server error.
 			putBuffer(w.b)
+			pl.free()
 			s.logger.Error("rpc results could not be encoded; answering SYSTEM_ERR",
 				"prog", call.Prog, "vers", call.Vers, "proc", call.Proc, "err", err)
 			info.Err = err
@@ -559,13 +566,34 @@ func (s *Server) authErrorReply(xid uint32, stat AuthStat, info *CallInfo) []byt
 
 // replyWriter accumulates a reply record in a pooled buffer, leaving
 // room for the record mark in front.
-type replyWriter struct{ b []byte }
+type replyWriter struct {
+	b []byte
+	// pl, when not nil, may take a payload (PayloadWriter); bytes written
+	// after it go to its tail.
+	pl *payload
+}
 
 func newReplyWriter() *replyWriter {
 	return &replyWriter{b: getBuffer(512)[:markSize]}
 }
 
+// WritePayload implements PayloadWriter.
+func (w *replyWriter) WritePayload(p []byte, release func()) {
+	if w.pl == nil || w.pl.data != nil || len(p) == 0 {
+		w.Write(p)
+		if release != nil {
+			release()
+		}
+		return
+	}
+	w.pl.data, w.pl.release = p, release
+}
+
 func (w *replyWriter) Write(p []byte) (int, error) {
+	if w.pl != nil && w.pl.data != nil {
+		w.pl.tail = append(w.pl.tail, p...)
+		return len(p), nil
+	}
 	need := len(w.b) + len(p)
 	if need > cap(w.b) {
 		nb := getBuffer(max(need, 2*cap(w.b)))[:len(w.b)]

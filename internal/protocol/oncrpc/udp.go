@@ -50,11 +50,13 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 			defer calls.Done()
 			defer func() { <-sem }()
 			ep := endpoint{network: "udp", local: local, remote: remote}
-			reply := s.serveRecord(&ep, rec)
+			var pl payload
+			reply := s.serveRecord(&ep, rec, &pl)
 			putBuffer(rec)
 			if reply == nil {
 				return
 			}
+			reply = flatten(reply, &pl)
 			if _, err := pc.WriteTo(reply[markSize:], remote); err != nil && !s.closing.Load() {
 				s.logger.Info("rpc reply datagram not sent", "remote", addrString(remote), "bytes", len(reply)-markSize, "err", err)
 			}
