@@ -15,8 +15,8 @@ import (
 )
 
 func (s *Server) getattr(ctx context.Context, call *oncrpc.Call) (outcome, error) {
-	var args nfsv3.Getattr3args
-	if err := call.DecodeArgs(&args); err != nil {
+	args, err := decodeGetattr(call)
+	if err != nil {
 		return outcome{}, err
 	}
 	t, st, err := s.resolve(ctx, call, args.Object.Data)
@@ -63,8 +63,8 @@ func (s *Server) setattr(ctx context.Context, call *oncrpc.Call) (outcome, error
 }
 
 func (s *Server) lookup(ctx context.Context, call *oncrpc.Call) (outcome, error) {
-	var args nfsv3.Lookup3args
-	if err := call.DecodeArgs(&args); err != nil {
+	args, err := decodeLookup(call)
+	if err != nil {
 		return outcome{}, err
 	}
 	t, st, err := s.resolve(ctx, call, args.What.Dir.Data)
@@ -95,8 +95,8 @@ func (s *Server) lookup(ctx context.Context, call *oncrpc.Call) (outcome, error)
 const accessChange = nfsv3.ACCESS3_MODIFY | nfsv3.ACCESS3_EXTEND | nfsv3.ACCESS3_DELETE
 
 func (s *Server) access(ctx context.Context, call *oncrpc.Call) (outcome, error) {
-	var args nfsv3.Access3args
-	if err := call.DecodeArgs(&args); err != nil {
+	args, err := decodeAccess(call)
+	if err != nil {
 		return outcome{}, err
 	}
 	t, st, err := s.resolve(ctx, call, args.Object.Data)
@@ -236,8 +236,8 @@ func (r *readReply) release() {
 }
 
 func (s *Server) read(ctx context.Context, call *oncrpc.Call) (outcome, error) {
-	var args nfsv3.Read3args
-	if err := call.DecodeArgs(&args); err != nil {
+	args, err := decodeRead(call)
+	if err != nil {
 		return outcome{}, err
 	}
 	t, st, err := s.resolve(ctx, call, args.File.Data)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -273,35 +274,70 @@ func TestListenErrorNamesService(t *testing.T) {
 	}
 }
 
-// FuzzDecodeWrite holds the zero-copy WRITE decoder to the generated one:
-// both accept the same inputs with the same values.
-func FuzzDecodeWrite(f *testing.F) {
+// FuzzArgDecoders holds the zero-copy argument decoders to the generated
+// ones: both accept the same inputs, with the same values.
+func FuzzArgDecoders(f *testing.F) {
+	encode := func(v interface {
+		WriteTo(io.Writer) (int64, error)
+	}) []byte { var b bytes.Buffer; if _, err := v.WriteTo(&b); err != nil {
+		f.Fatal(err)
+	}; return b.Bytes() }
+	fh := nfsv3.NfsFh3{Data: []byte("handle")}
+	seeds := [][]byte{
+		encode(&nfsv3.Getattr3args{Object: fh}),
+		encode(&nfsv3.Access3args{Object: fh, Access: 0x3f}),
+		encode(&nfsv3.Lookup3args{What: nfsv3.Diropargs3{Dir: fh, Name: []byte("name")}}),
+		encode(&nfsv3.Read3args{File: fh, Offset: 1 << 40, Count: 4096}),
+	}
 	for _, data := range [][]byte{nil, []byte("a"), []byte("abcd"), []byte("abcde")} {
-		var b bytes.Buffer
-		args := nfsv3.Write3args{File: nfsv3.NfsFh3{Data: []byte("handle")}, Offset: 7, Count: uint32(len(data)), Stable: nfsv3.FILE_SYNC, Data: data}
-		if _, err := args.WriteTo(&b); err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b.Bytes())
-		f.Add(b.Bytes()[:b.Len()-1])
+		seeds = append(seeds, encode(&nfsv3.Write3args{File: fh, Offset: 7, Count: uint32(len(data)), Stable: nfsv3.FILE_SYNC, Data: data}))
+	}
+	for _, s := range seeds {
+		f.Add(s)
+		f.Add(s[:len(s)-1])
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		got, err := decodeWrite(&oncrpc.Call{Args: in})
-		var want nfsv3.Write3args
-		_, werr := want.ReadFrom(bytes.NewReader(in))
-		if (err == nil) != (werr == nil) {
-			t.Fatalf("zero-copy decoder error %v, generated decoder error %v", err, werr)
-		}
-		if err != nil {
-			if !errors.Is(err, oncrpc.GarbageArgs) {
-				t.Fatalf("error %v does not match GARBAGE_ARGS", err)
+		call := &oncrpc.Call{Args: in}
+		same := func(proc string, err error, gen interface {
+			ReadFrom(io.Reader) (int64, error)
+		}, equal func() bool) {
+			t.Helper()
+			_, gerr := gen.ReadFrom(bytes.NewReader(in))
+			if (err == nil) != (gerr == nil) {
+				t.Fatalf("%s: zero-copy decoder error %v, generated decoder error %v", proc, err, gerr)
 			}
-			return
+			if err != nil {
+				if !errors.Is(err, oncrpc.GarbageArgs) {
+					t.Fatalf("%s: error %v does not match GARBAGE_ARGS", proc, err)
+				}
+				return
+			}
+			if !equal() {
+				t.Fatalf("%s: decoded values differ from the generated decoder's", proc)
+			}
 		}
-		if !bytes.Equal(got.File.Data, want.File.Data) || got.Offset != want.Offset || got.Count != want.Count ||
-			got.Stable != want.Stable || !bytes.Equal(got.Data, want.Data) {
-			t.Fatalf("decoded %+v, generated decoder %+v", got, want)
-		}
+		ga, err := decodeGetattr(call)
+		var gga nfsv3.Getattr3args
+		same("GETATTR", err, &gga, func() bool { return bytes.Equal(ga.Object.Data, gga.Object.Data) })
+		ac, err := decodeAccess(call)
+		var gac nfsv3.Access3args
+		same("ACCESS", err, &gac, func() bool { return bytes.Equal(ac.Object.Data, gac.Object.Data) && ac.Access == gac.Access })
+		lk, err := decodeLookup(call)
+		var glk nfsv3.Lookup3args
+		same("LOOKUP", err, &glk, func() bool {
+			return bytes.Equal(lk.What.Dir.Data, glk.What.Dir.Data) && bytes.Equal(lk.What.Name, glk.What.Name)
+		})
+		rd, err := decodeRead(call)
+		var grd nfsv3.Read3args
+		same("READ", err, &grd, func() bool {
+			return bytes.Equal(rd.File.Data, grd.File.Data) && rd.Offset == grd.Offset && rd.Count == grd.Count
+		})
+		wr, err := decodeWrite(call)
+		var gwr nfsv3.Write3args
+		same("WRITE", err, &gwr, func() bool {
+			return bytes.Equal(wr.File.Data, gwr.File.Data) && wr.Offset == gwr.Offset && wr.Count == gwr.Count &&
+				wr.Stable == gwr.Stable && bytes.Equal(wr.Data, gwr.Data)
+		})
 	})
 }
 
