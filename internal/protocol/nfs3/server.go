@@ -181,12 +181,24 @@ func nonIdempotent(vers, proc uint32) bool {
 	return false
 }
 
+// quick names the procedures answered from the attribute and lookup
+// caches in the common case (oncrpc.Quick): served by the connection's
+// reader itself when nothing else is waiting on the connection.
+func quick(vers, proc uint32) bool {
+	switch proc {
+	case nfsv3.NFSPROC3_NULL, nfsv3.NFSPROC3_GETATTR, nfsv3.NFSPROC3_ACCESS, nfsv3.NFSPROC3_LOOKUP,
+		nfsv3.NFSPROC3_FSINFO, nfsv3.NFSPROC3_PATHCONF:
+		return true
+	}
+	return false
+}
+
 // Register serves NFS version 3 and MOUNT version 3 on srv, for a caller
 // that owns the RPC server (one port shared with NFSv4, say). Credentials
 // are checked per export, so the programs accept AUTH_NONE and AUTH_SYS.
 func (s *Server) Register(srv *oncrpc.Server) error {
 	if err := srv.Register(nfsv3.NFS_PROGRAM, nfsv3.NFS_V3, nfsv3.NFS_V3, oncrpc.HandlerFunc(s.serveNFS),
-		oncrpc.NonIdempotent(nonIdempotent)); err != nil {
+		oncrpc.NonIdempotent(nonIdempotent), oncrpc.Quick(quick)); err != nil {
 		return fmt.Errorf("nfs3: %w", err)
 	}
 	return s.registerMount(srv)

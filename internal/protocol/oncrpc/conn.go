@@ -176,6 +176,10 @@ func (c *conn) readLoop() error {
 			return nil
 		}
 		c.inflight.Add(1)
+		if br.Buffered() == 0 && s.quick(rec) {
+			c.handle(rec)
+			continue
+		}
 		select {
 		case c.work <- rec:
 		default:

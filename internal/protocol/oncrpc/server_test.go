@@ -190,6 +190,44 @@ func TestRepliesSentAsTheyComplete(t *testing.T) {
 	}
 }
 
+// TestQuickCalls: a call of a Quick procedure that arrives with nothing
+// behind it is served by the connection's reader, so a call sent after it
+// waits for it; one that arrives with calls behind it is served aside, as
+// any call, and those behind it are answered first when faster.
+func TestQuickCalls(t *testing.T) {
+	ts := startServer(t, Config{}, Quick(func(vers, proc uint32) bool { return proc == procBlock }))
+	c := dialRaw(t, ts.addr)
+
+	// Alone: served inline; the NULL sent next is not read until it ends.
+	sendRecord(t, c, rawCall(1, 2, testProg, 1, procBlock, noAuth, noAuth, nil))
+	<-ts.handler.entered
+	sendRecord(t, c, rawCall(2, 2, testProg, 1, procNull, noAuth, noAuth, nil))
+	time.Sleep(50 * time.Millisecond) // room for a wrongly concurrent reply to arrive first
+	ts.handler.release(1)
+	var order []uint32
+	for range 2 {
+		xid, _, _ := parseReply(t, readReplyRecord(t, c))
+		order = append(order, xid)
+	}
+	if want := []uint32{1, 2}; !equalUint32s(order, want) {
+		t.Fatalf("quick call alone: replies in order %v, want %v", order, want)
+	}
+
+	// With a call behind it in the same write: served aside.
+	both := append(append([]byte(nil), fragment(true, rawCall(3, 2, testProg, 1, procBlock, noAuth, noAuth, nil))...),
+		fragment(true, rawCall(4, 2, testProg, 1, procNull, noAuth, noAuth, nil))...)
+	if _, err := c.Write(both); err != nil {
+		t.Fatal(err)
+	}
+	<-ts.handler.entered
+	xid, _, _ := parseReply(t, readReplyRecord(t, c))
+	ts.handler.release(3)
+	xid2, _, _ := parseReply(t, readReplyRecord(t, c))
+	if xid != 4 || xid2 != 3 {
+		t.Fatalf("quick call with a call behind it: replies %d then %d, want 4 then 3", xid, xid2)
+	}
+}
+
 func equalUint32s(a, b []uint32) bool {
 	if len(a) != len(b) {
 		return false
