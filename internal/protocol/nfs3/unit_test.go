@@ -279,9 +279,13 @@ func TestListenErrorNamesService(t *testing.T) {
 func FuzzArgDecoders(f *testing.F) {
 	encode := func(v interface {
 		WriteTo(io.Writer) (int64, error)
-	}) []byte { var b bytes.Buffer; if _, err := v.WriteTo(&b); err != nil {
-		f.Fatal(err)
-	}; return b.Bytes() }
+	}) []byte {
+		var b bytes.Buffer
+		if _, err := v.WriteTo(&b); err != nil {
+			f.Fatal(err)
+		}
+		return b.Bytes()
+	}
 	fh := nfsv3.NfsFh3{Data: []byte("handle")}
 	seeds := [][]byte{
 		encode(&nfsv3.Getattr3args{Object: fh}),
