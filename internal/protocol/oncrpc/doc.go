@@ -15,6 +15,16 @@
 // request cache replays the reply of a retransmitted non-idempotent
 // call instead of running it twice.
 //
+// Each connection has a reader goroutine; calls go to call goroutines
+// that wait a while for the next call when done, and whichever finishes
+// while no write is under way sends every queued reply. A call of a
+// procedure its program declares Quick is served by the reader itself
+// when no other call is waiting in its buffer, which spares a wakeup of
+// another CPU per call on a quiet connection. Results may hand a large
+// payload (READ data) to the transport (PayloadWriter), which sends it
+// with writev from where it lies. A connection keeps the decoding of its
+// last AUTH_SYS credential, which clients repeat call after call.
+//
 // An idle connection holds no buffers: the 4-byte record mark is read
 // into a small array and buffers come from pools only while a record is
 // being received or answered, so that thousands of mostly idle NFS
