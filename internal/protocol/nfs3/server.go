@@ -181,17 +181,25 @@ func nonIdempotent(vers, proc uint32) bool {
 	return false
 }
 
-// quick names the procedures answered from the attribute and lookup
-// caches in the common case (oncrpc.Quick): served by the connection's
-// reader itself when nothing else is waiting on the connection.
-func quick(vers, proc uint32) bool {
+// quick names the calls answered from the attribute and lookup caches or
+// the page cache in the common case (oncrpc.Quick): served by the
+// connection's reader itself when they are the connection's only call. A
+// large READ is not: its copy and checksum would hold up the reading of
+// the calls that follow it.
+func quick(vers, proc uint32, args []byte) bool {
 	switch proc {
 	case nfsv3.NFSPROC3_NULL, nfsv3.NFSPROC3_GETATTR, nfsv3.NFSPROC3_ACCESS, nfsv3.NFSPROC3_LOOKUP,
 		nfsv3.NFSPROC3_FSINFO, nfsv3.NFSPROC3_PATHCONF:
 		return true
+	case nfsv3.NFSPROC3_READ:
+		a, err := decodeRead(&oncrpc.Call{Args: args})
+		return err == nil && a.Count <= quickReadMax
 	}
 	return false
 }
+
+// quickReadMax is the largest READ served as a quick call.
+const quickReadMax = 64 << 10
 
 // Register serves NFS version 3 and MOUNT version 3 on srv, for a caller
 // that owns the RPC server (one port shared with NFSv4, say). Credentials

@@ -411,3 +411,34 @@ func TestReadReplyEncoding(t *testing.T) {
 		}
 	}
 }
+
+func TestQuickCalls(t *testing.T) {
+	read := func(count uint32) []byte {
+		var b bytes.Buffer
+		args := nfsv3.Read3args{File: nfsv3.NfsFh3{Data: []byte("handle")}, Offset: 4096, Count: count}
+		if _, err := args.WriteTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	tests := []struct {
+		name string
+		proc uint32
+		args []byte
+		want bool
+	}{
+		{"GETATTR", nfsv3.NFSPROC3_GETATTR, nil, true},
+		{"LOOKUP", nfsv3.NFSPROC3_LOOKUP, nil, true},
+		{"4 KiB READ", nfsv3.NFSPROC3_READ, read(4096), true},
+		{"64 KiB READ", nfsv3.NFSPROC3_READ, read(quickReadMax), true},
+		{"1 MiB READ", nfsv3.NFSPROC3_READ, read(1 << 20), false},
+		{"truncated READ", nfsv3.NFSPROC3_READ, read(4096)[:10], false},
+		{"WRITE", nfsv3.NFSPROC3_WRITE, nil, false},
+		{"CREATE", nfsv3.NFSPROC3_CREATE, nil, false},
+	}
+	for _, tt := range tests {
+		if got := quick(nfsv3.NFS_V3, tt.proc, tt.args); got != tt.want {
+			t.Errorf("%s: quick = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

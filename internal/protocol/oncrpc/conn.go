@@ -176,7 +176,9 @@ func (c *conn) readLoop() error {
 			return nil
 		}
 		c.inflight.Add(1)
-		if br.Buffered() == 0 && s.quick(rec) {
+		// Alone on the connection (no other call running, none read
+		// ahead): a quick call is served here.
+		if len(c.slots) == 1 && br.Buffered() == 0 && s.quick(rec) {
 			c.handle(rec)
 			continue
 		}

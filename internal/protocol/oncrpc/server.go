@@ -108,7 +108,7 @@ type program struct {
 	handler         Handler
 	flavors         []AuthFlavor
 	nonIdempotent   func(vers, proc uint32) bool
-	quick           func(vers, proc uint32) bool
+	quick           func(vers, proc uint32, args []byte) bool
 }
 
 func (p *program) accepts(f AuthFlavor) bool { return slices.Contains(p.flavors, f) }
@@ -172,27 +172,46 @@ func NonIdempotent(isNonIdempotent func(vers, proc uint32) bool) ProgramOption {
 	return func(p *program) { p.nonIdempotent = isNonIdempotent }
 }
 
-// Quick names the procedures that answer at once, without waiting on
-// storage or the network (attributes from a cache, say). A connection's
-// reader serves such a call itself when no further call is waiting to be
-// read, instead of handing it to another goroutine: the handoff wakes a
-// second CPU, which on a quiet connection costs more than the call. A
-// call that blocks anyway delays only the calls behind it on its own
-// connection.
-func Quick(isQuick func(vers, proc uint32) bool) ProgramOption {
+// Quick names the procedures that usually answer at once, without
+// waiting on storage or the network (attributes from a cache, data from
+// the page cache). A connection's reader serves such a call itself when
+// it is the only call on the connection (none running, none read ahead),
+// instead of handing it to another goroutine: the handoff wakes a second
+// CPU, which for a client waiting on one call at a time costs more than
+// the call. A call that blocks anyway delays only the next call of its
+// own connection; pipelining clients keep every call concurrent. isQuick
+// sees the call's encoded arguments (a READ is quick when small, say); it
+// must only read them.
+func Quick(isQuick func(vers, proc uint32, args []byte) bool) ProgramOption {
 	return func(p *program) { p.quick = isQuick }
 }
 
-// quick reports whether the call record rec is of a procedure its
-// program declared Quick. It reads the header fields in place; a record
-// too short to say is not quick (the normal path answers it).
+// quick reports whether the call record rec is one its program declared
+// Quick. It reads the header in place; a record too short or malformed
+// to say is not quick (the normal path answers it).
 func (s *Server) quick(rec []byte) bool {
-	if len(rec) < 24 {
+	if len(rec) < 32 {
 		return false
 	}
 	prog, vers, proc := binary.BigEndian.Uint32(rec[12:]), binary.BigEndian.Uint32(rec[16:]), binary.BigEndian.Uint32(rec[20:])
 	p, _, _, _ := s.lookup(prog, vers)
-	return p != nil && p.quick != nil && p.quick(vers, proc)
+	if p == nil || p.quick == nil {
+		return false
+	}
+	// Skip the credential and the verifier: flavor, length, body.
+	args := rec[24:]
+	for range 2 {
+		if len(args) < 8 {
+			return false
+		}
+		n := uint64(binary.BigEndian.Uint32(args[4:]))
+		n = (n + 3) &^ 3
+		if n > uint64(len(args)-8) {
+			return false
+		}
+		args = args[8+n:]
+	}
+	return p.quick(vers, proc, args)
 }
 
 // Register serves versions low to high of program prog with h. A

@@ -190,12 +190,13 @@ func TestRepliesSentAsTheyComplete(t *testing.T) {
 	}
 }
 
-// TestQuickCalls: a call of a Quick procedure that arrives with nothing
-// behind it is served by the connection's reader, so a call sent after it
-// waits for it; one that arrives with calls behind it is served aside, as
-// any call, and those behind it are answered first when faster.
+// TestQuickCalls: a call of a Quick procedure that is its connection's
+// only call is served by the connection's reader, so a call sent after it
+// waits for it; one that arrives with calls behind it, or while another
+// runs, is served aside, as any call, and faster calls are answered first.
 func TestQuickCalls(t *testing.T) {
-	ts := startServer(t, Config{}, Quick(func(vers, proc uint32) bool { return proc == procBlock }))
+	// procBlock is quick in version 1, not in version 2.
+	ts := startServer(t, Config{}, Quick(func(vers, proc uint32, _ []byte) bool { return proc == procBlock && vers == 1 }))
 	c := dialRaw(t, ts.addr)
 
 	// Alone: served inline; the NULL sent next is not read until it ends.
@@ -225,6 +226,21 @@ func TestQuickCalls(t *testing.T) {
 	xid2, _, _ := parseReply(t, readReplyRecord(t, c))
 	if xid != 4 || xid2 != 3 {
 		t.Fatalf("quick call with a call behind it: replies %d then %d, want 4 then 3", xid, xid2)
+	}
+
+	// While another call runs: served aside.
+	sendRecord(t, c, rawCall(5, 2, testProg, 2, procBlock, noAuth, noAuth, nil))
+	<-ts.handler.entered
+	sendRecord(t, c, rawCall(6, 2, testProg, 1, procBlock, noAuth, noAuth, nil))
+	<-ts.handler.entered
+	sendRecord(t, c, rawCall(7, 2, testProg, 1, procNull, noAuth, noAuth, nil))
+	if xid, _, _ := parseReply(t, readReplyRecord(t, c)); xid != 7 {
+		t.Fatalf("quick call while another runs: first reply %d, want 7", xid)
+	}
+	ts.handler.release(5)
+	ts.handler.release(6)
+	for range 2 {
+		readReplyRecord(t, c)
 	}
 }
 
