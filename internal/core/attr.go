@@ -30,11 +30,17 @@ func toAttr(ino Ino, in *meta.Inode) Attr {
 // file whose last link is gone, is ESTALE: its handles are no longer valid.
 func getInode(ctx context.Context, r kv.Reader, ino Ino) (*meta.Inode, error) {
 	v, err := r.Get(ctx, meta.InodeKey(uint64(ino)))
-	if errors.Is(err, kv.ErrNotFound) {
-		return nil, syscall.ESTALE
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, kv.ErrNotFound) {
 		return nil, err
+	}
+	return liveInode(v)
+}
+
+// liveInode decodes an inode record read as v, nil when missing, with
+// getInode's rules.
+func liveInode(v []byte) (*meta.Inode, error) {
+	if v == nil {
+		return nil, syscall.ESTALE
 	}
 	in, err := meta.DecodeInode(v)
 	if err != nil {
@@ -62,12 +68,38 @@ func getDir(ctx context.Context, r kv.Reader, ino Ino) (*meta.Inode, error) {
 // loadAttr reads the full current attributes of ino: for a directory the
 // times come from its times record.
 func loadAttr(ctx context.Context, r kv.Reader, ino Ino) (Attr, error) {
-	in, err := getInode(ctx, r, ino)
+	v, err := r.Get(ctx, meta.InodeKey(uint64(ino)))
+	if err != nil && !errors.Is(err, kv.ErrNotFound) {
+		return Attr{}, err
+	}
+	return decodeAttr(ctx, r, ino, v, attrRecords{})
+}
+
+// attrRecords is what a batched read fetched of an inode's records beside
+// the inode record itself.
+type attrRecords struct {
+	// timesRead says that times holds the directory times record (nil
+	// when missing): a listing reads it for the entries it knows to be
+	// directories.
+	timesRead bool
+	times     []byte
+}
+
+// decodeAttr is the one way attributes are built from the records of ino:
+// rec is its inode record (nil when missing). For a directory the times
+// record comes from got, else it is read from r.
+func decodeAttr(ctx context.Context, r kv.Reader, ino Ino, rec []byte, got attrRecords) (Attr, error) {
+	in, err := liveInode(rec)
 	if err != nil {
 		return Attr{}, err
 	}
 	if FileType(in.Type) == TypeDir {
-		if err := mergeDirTimes(ctx, r, ino, in); err != nil {
+		if got.timesRead {
+			err = setDirTimes(in, got.times)
+		} else {
+			err = mergeDirTimes(ctx, r, ino, in)
+		}
+		if err != nil {
 			return Attr{}, err
 		}
 	}
@@ -76,11 +108,17 @@ func loadAttr(ctx context.Context, r kv.Reader, ino Ino) (Attr, error) {
 
 func mergeDirTimes(ctx context.Context, r kv.Reader, ino Ino, in *meta.Inode) error {
 	v, err := r.Get(ctx, meta.DirTimesKey(uint64(ino)))
-	if errors.Is(err, kv.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, kv.ErrNotFound) {
 		return err
+	}
+	return setDirTimes(in, v)
+}
+
+// setDirTimes puts the times of a directory's times record v into its
+// inode record; a missing record (nil) leaves the inode's own times.
+func setDirTimes(in *meta.Inode, v []byte) error {
+	if v == nil {
+		return nil
 	}
 	t, err := meta.DecodeDirTimes(v)
 	if err != nil {
@@ -155,6 +193,66 @@ func (fs *FS) attr(ctx context.Context, ino Ino) (Attr, error) {
 		fs.applyBuffered(&a)
 	}
 	return a, nil
+}
+
+// entryAttrs gives entries their attributes as fs.attr would: from the
+// cache, else from r, where the records of every entry not cached are read
+// with one batched read, together with the extra keys, whose values it
+// returns. The directory entry's type says which inodes are directories,
+// whose times record is read in the same batch. An entry whose inode is
+// gone or unreadable gets no attributes (Attr stays nil): it was removed
+// since its directory was read.
+func (fs *FS) entryAttrs(ctx context.Context, r kv.Reader, entries []DirEntry, extra [][]byte) ([][]byte, error) {
+	attrs := make([]Attr, len(entries))
+	// missed is an entry to load: its index and where its records are
+	// in keys (the inode record, then the times record of a directory).
+	type missed struct {
+		entry, at int
+		dir       bool
+	}
+	var misses []missed
+	keys := append(make([][]byte, 0, len(extra)+len(entries)), extra...)
+	for i := range entries {
+		e := &entries[i]
+		if a, ok := fs.attrs.Get(e.Ino); ok {
+			attrs[i] = a
+			e.Attr = &attrs[i]
+			continue
+		}
+		m := missed{entry: i, at: len(keys), dir: e.Type == TypeDir}
+		misses = append(misses, m)
+		keys = append(keys, meta.InodeKey(uint64(e.Ino)))
+		if m.dir {
+			keys = append(keys, meta.DirTimesKey(uint64(e.Ino)))
+		}
+	}
+	var vals [][]byte
+	if len(keys) > 0 {
+		var err error
+		if vals, err = kv.GetMany(ctx, r, keys); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range misses {
+		e := &entries[m.entry]
+		var got attrRecords
+		if m.dir {
+			got = attrRecords{timesRead: true, times: vals[m.at+1]}
+		}
+		a, err := decodeAttr(ctx, r, e.Ino, vals[m.at], got)
+		if err != nil {
+			continue
+		}
+		fs.attrs.Put(e.Ino, a)
+		attrs[m.entry] = a
+		e.Attr = &attrs[m.entry]
+	}
+	for i := range entries {
+		if a := entries[i].Attr; a != nil && a.Type == TypeRegular {
+			fs.applyBuffered(a)
+		}
+	}
+	return vals[:len(extra):len(extra)], nil
 }
 
 // cacheAttr stores attributes that a transaction just committed.

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -691,40 +692,46 @@ func (fs *FS) ReadDir(ctx context.Context, id *Identity, dir Ino, cookie, verifi
 	if count <= 0 {
 		count = 1024
 	}
-	var pairs []kv.Pair
+	eof, entries := true, []DirEntry{}
 	err = fs.store.View(ctx, func(r kv.Reader) error {
 		start := meta.CookieKey(uint64(dir), cookie+1)
 		if cookie == ^uint64(0) {
 			return nil
 		}
-		var err error
-		pairs, err = r.Scan(ctx, start, kv.PrefixEnd(meta.CookiePrefix(uint64(dir))), count+1, false)
+		pairs, err := r.Scan(ctx, start, kv.PrefixEnd(meta.CookiePrefix(uint64(dir))), count+1, false)
+		if err != nil {
+			return err
+		}
+		if eof = len(pairs) <= count; !eof {
+			pairs = pairs[:count]
+		}
+		entries = make([]DirEntry, 0, len(pairs))
+		for _, p := range pairs {
+			ce, err := meta.DecodeCookieEntry(p.Value)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, DirEntry{Name: ce.Name, Ino: Ino(ce.Ino), Type: FileType(ce.Type), Cookie: meta.CookieOf(p.Key)})
+		}
+		if !plus {
+			return nil
+		}
+		_, err = fs.entryAttrs(ctx, r, entries, nil)
 		return err
 	})
 	if err != nil {
 		return nil, false, 0, wrap("readdir", dir, err)
 	}
-	eof := len(pairs) <= count
-	if !eof {
-		pairs = pairs[:count]
-	}
-	entries := make([]DirEntry, 0, len(pairs))
-	for _, p := range pairs {
-		ce, err := meta.DecodeCookieEntry(p.Value)
-		if err != nil {
-			return nil, false, 0, wrap("readdir", dir, err)
-		}
-		e := DirEntry{Name: ce.Name, Ino: Ino(ce.Ino), Type: FileType(ce.Type), Cookie: meta.CookieOf(p.Key)}
-		if plus {
-			a, err := fs.attr(ctx, e.Ino)
-			if err != nil {
-				continue // removed since the scan
-			}
-			e.Attr = &a
-		}
-		entries = append(entries, e)
+	if plus {
+		entries = withAttrs(entries)
 	}
 	return entries, eof, verf, nil
+}
+
+// withAttrs drops the entries that got no attributes: they were removed
+// since the listing read them.
+func withAttrs(entries []DirEntry) []DirEntry {
+	return slices.DeleteFunc(entries, func(e DirEntry) bool { return e.Attr == nil })
 }
 
 // breakEntry breaks the handle-caching leases others hold on the inode that
@@ -784,50 +791,47 @@ func (fs *FS) readDirNames(ctx context.Context, id *Identity, dir Ino, after str
 	if after != "" {
 		start = append(meta.DentryKey(uint64(dir), after), 0)
 	}
-	var pairs []kv.Pair
+	// One view reads the page, the records of the entries whose
+	// attributes are not cached and the extended attributes, the last two
+	// in one batch: a listing costs a few reads per page, not a few per
+	// entry.
 	err = fs.store.View(ctx, func(r kv.Reader) error {
-		var err error
-		pairs, err = r.Scan(ctx, start, kv.PrefixEnd(prefix), limit+1, false)
+		pairs, err := r.Scan(ctx, start, kv.PrefixEnd(prefix), limit+1, false)
+		if err != nil {
+			return err
+		}
+		if more = len(pairs) > limit; more {
+			pairs = pairs[:limit]
+		}
+		entries = make([]DirEntry, 0, len(pairs))
+		for _, p := range pairs {
+			d, err := meta.DecodeDentry(p.Value)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, DirEntry{Name: string(p.Key[len(prefix):]), Ino: Ino(d.Ino), Type: FileType(d.Type), Cookie: d.Cookie})
+		}
+		if !plus {
+			return nil
+		}
+		var xattrKeys [][]byte
+		if xattr != "" {
+			xattrKeys = make([][]byte, len(entries))
+			for i := range entries {
+				xattrKeys[i] = meta.XattrKey(uint64(entries[i].Ino), xattr)
+			}
+		}
+		xattrs, err := fs.entryAttrs(ctx, r, entries, xattrKeys)
+		for i := range xattrs {
+			entries[i].Xattr = xattrs[i]
+		}
 		return err
 	})
 	if err != nil {
 		return nil, false, wrap("readdir", dir, err)
 	}
-	if more = len(pairs) > limit; more {
-		pairs = pairs[:limit]
-	}
-	entries = make([]DirEntry, 0, len(pairs))
-	for _, p := range pairs {
-		d, err := meta.DecodeDentry(p.Value)
-		if err != nil {
-			return nil, false, wrap("readdir", dir, err)
-		}
-		e := DirEntry{Name: string(p.Key[len(prefix):]), Ino: Ino(d.Ino), Type: FileType(d.Type), Cookie: d.Cookie}
-		if plus {
-			a, err := fs.attr(ctx, e.Ino)
-			if err != nil {
-				continue // removed since the scan
-			}
-			e.Attr = &a
-		}
-		entries = append(entries, e)
-	}
-	if xattr != "" && len(entries) > 0 {
-		err := fs.store.View(ctx, func(r kv.Reader) error {
-			for i := range entries {
-				v, err := r.Get(ctx, meta.XattrKey(uint64(entries[i].Ino), xattr))
-				switch {
-				case err == nil:
-					entries[i].Xattr = v
-				case !errors.Is(err, kv.ErrNotFound):
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, false, wrap("readdir", dir, err)
-		}
+	if plus {
+		entries = withAttrs(entries)
 	}
 	return entries, more, nil
 }

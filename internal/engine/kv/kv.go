@@ -26,6 +26,13 @@
 //   - So Updates are serializable: one that writes behaves as if it ran
 //     alone at its commit, every value it read being still current then;
 //     one that writes nothing saw a single committed state.
+//   - GetMany, which a Reader may offer (see MultiGetter and the GetMany
+//     function), reads many keys at once and behaves exactly as one Get per
+//     key in the same View or transaction: inside Update every key it reads
+//     from committed state takes part in conflict detection as a Get of it
+//     would, found or not, and keys the transaction wrote are answered from
+//     its own writes and not checked. It only saves round trips and
+//     per-read setup.
 //   - Range scans are not protected against phantoms: a key added, changed
 //     or removed in a scanned range after the scan does not make the
 //     transaction conflict. A caller that needs that protects the range
@@ -98,9 +105,45 @@ type Reader interface {
 	Scan(ctx context.Context, start, end []byte, limit int, reverse bool) ([]Pair, error)
 }
 
+// MultiGetter is a Reader that reads many keys in one call, for callers that
+// would otherwise Get them one at a time (the attributes of a directory
+// listing page). Engines implement it where it saves work: one iterator for
+// Pebble, a few requests instead of one per key for etcd.
+type MultiGetter interface {
+	// GetMany returns the value of each key in keys: values[i] is the value
+	// of keys[i], nil when the key is missing (a present empty value is a
+	// non-nil empty slice). Keys may come in any order and may repeat; an
+	// empty keys gives an empty result. Each returned slice is the
+	// caller's to keep. An error means nothing was read reliably.
+	GetMany(ctx context.Context, keys [][]byte) (values [][]byte, err error)
+}
+
+// GetMany reads keys through r with one batched read when r is a
+// MultiGetter, else with one Get per key; the result is as
+// MultiGetter.GetMany describes.
+func GetMany(ctx context.Context, r Reader, keys [][]byte) ([][]byte, error) {
+	if m, ok := r.(MultiGetter); ok {
+		return m.GetMany(ctx, keys)
+	}
+	values := make([][]byte, len(keys))
+	for i, k := range keys {
+		v, err := r.Get(ctx, k)
+		switch {
+		case err == nil && v == nil:
+			values[i] = []byte{}
+		case err == nil:
+			values[i] = v
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+	}
+	return values, nil
+}
+
 // Txn is a read-write transaction. Put and Delete are buffered until commit;
-// they copy their arguments. Only Get takes part in conflict detection (see
-// the package comment): a write alone never makes a transaction rerun.
+// they copy their arguments. Only Get (and GetMany, where offered) takes
+// part in conflict detection (see the package comment): a write alone never
+// makes a transaction rerun.
 type Txn interface {
 	Reader
 	Put(key, value []byte)

@@ -95,7 +95,9 @@ func (q *request) list(b *bucket, p listParams) (*listPage, error) {
 		page.last = k.key
 		return walkContinue
 	}
-	w := &walker{s: q.s, ctx: q.ctx, id: q.ident, prefix: p.prefix, batch: min(p.max+1, maxListKeys), xattr: xEtag}
+	// A page needs its keys and one more to know that it is truncated.
+	w := &walker{s: q.s, ctx: q.ctx, id: q.ident, prefix: p.prefix, batch: p.max + 1, xattr: xEtag,
+		want: func() int { return p.max - len(page.keys) - len(page.prefixes) }}
 	w.visit = func(it walkItem) (walkAction, error) {
 		if cp := p.commonPrefix(it.key); cp != "" {
 			if it.dir && !q.s.dirHasKeys(q, it.attr) {
@@ -244,11 +246,22 @@ func (q *request) listObjectsV2() error {
 
 func (q *request) fillContents(res *s3xml.ListBucketResult, page *listPage, enc func(string) string, owner bool) {
 	res.Contents = make([]s3xml.Object, 0, len(page.keys))
+	// The keys of a page mostly share an owner or a few: each is looked
+	// up once, and the objects share its record.
+	var owners map[uint32]*s3xml.Owner
 	for _, k := range page.keys {
 		o := s3xml.Object{Key: enc(k.key), LastModified: s3xml.Time(k.attr.Mtime), ETag: k.etag, Size: k.size, StorageClass: "STANDARD"}
 		if owner {
-			ow := q.ownerOf(k.attr.UID)
-			o.Owner = &ow
+			ow, ok := owners[k.attr.UID]
+			if !ok {
+				found := q.ownerOf(k.attr.UID)
+				ow = &found
+				if owners == nil {
+					owners = make(map[uint32]*s3xml.Owner)
+				}
+				owners[k.attr.UID] = ow
+			}
+			o.Owner = ow
 		}
 		res.Contents = append(res.Contents, o)
 	}

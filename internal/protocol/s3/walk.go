@@ -51,7 +51,12 @@ type walker struct {
 	ctx    context.Context
 	id     *core.Identity // whose permissions apply to reading directories
 	prefix string
-	batch  int
+	// batch is the most entries read from a directory at once.
+	batch int
+	// want, if set, says how many more keys visit accepts before it
+	// stops the walk: reads then stop at the entry that shows there are
+	// more, instead of loading a whole batch of entries for nothing.
+	want func() int
 	// xattr, if set, is read with every batch of entries (walkItem.xattr).
 	xattr string
 	// visit receives every file key and every directory (before it is
@@ -157,10 +162,11 @@ func (w *walker) walkDir(dir core.Ino, dp, rel string, inclusive bool) (bool, er
 		var ents []core.DirEntry
 		var more bool
 		var err error
+		n := w.fetchSize()
 		if w.xattr != "" {
-			ents, more, err = w.s.fs.ReadDirNamesXattr(w.ctx, w.id, dir, after, w.batch, w.xattr)
+			ents, more, err = w.s.fs.ReadDirNamesXattr(w.ctx, w.id, dir, after, n, w.xattr)
 		} else {
-			ents, more, err = w.s.fs.ReadDirNames(w.ctx, w.id, dir, after, w.batch, true)
+			ents, more, err = w.s.fs.ReadDirNames(w.ctx, w.id, dir, after, n, true)
 		}
 		if err != nil {
 			return false, err
@@ -203,6 +209,20 @@ func (w *walker) walkDir(dir core.Ino, dp, rel string, inclusive bool) (bool, er
 		}
 	}
 	return false, nil
+}
+
+// minFetch is the fewest entries the walker reads at once when visit wants
+// only a few more keys: when some of them turn out not to be keys (empty
+// directories, other file types), a few entries too many cost less than
+// another read.
+const minFetch = 16
+
+// fetchSize is how many entries of a directory to read next.
+func (w *walker) fetchSize() int {
+	if w.want == nil {
+		return w.batch
+	}
+	return min(w.batch, max(w.want()+1, minFetch))
 }
 
 func (w *walker) emitFile(it walkItem) error {

@@ -11,7 +11,10 @@
 //
 //   - Its first read is linearizable and fixes the read revision R; every
 //     later read, and every page of a scan, is served at R, so fn sees one
-//     snapshot plus its own buffered writes.
+//     snapshot plus its own buffered writes. GetMany reads its keys with
+//     read-only etcd Txns of up to 128 ranges each (--max-txn-ops), four
+//     in flight at once after the first, so a listing page costs a few
+//     round trips rather than one per entry.
 //   - Commit is one etcd Txn: If every key read is unchanged
 //     (ModRevision == the revision seen, 0 for a key read as missing),
 //     Then the puts and deletes. Keys only written are not compared, as

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"slices"
+	"sync"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -29,7 +31,10 @@ type reader struct {
 	rev int64
 }
 
-var _ kv.Reader = (*reader)(nil)
+var (
+	_ kv.Reader      = (*reader)(nil)
+	_ kv.MultiGetter = (*reader)(nil)
+)
 
 // rpc runs one call on a connection of the run's member, bounded by the
 // breaker timeout and refused by members without a leader.
@@ -69,7 +74,7 @@ func (r *reader) rangeAt(ctx context.Context, req *pb.RangeRequest) (*pb.RangeRe
 	var resp *pb.RangeResponse
 	err := r.rpc(ctx, "read", func(ctx context.Context, c *conn) error {
 		var err error
-		resp, err = c.kv.Range(ctx, req, grpc.WaitForReady(false))
+		resp, err = c.kv.Range(ctx, req, grpc.WaitForReady(false), recvLimit)
 		return err
 	})
 	if err != nil {
@@ -114,6 +119,175 @@ func (r *reader) Get(ctx context.Context, key []byte) ([]byte, error) {
 
 func (r *reader) Scan(ctx context.Context, start, end []byte, limit int, reverse bool) ([]kv.Pair, error) {
 	return r.scan(ctx, start, end, limit, reverse, nil)
+}
+
+func (r *reader) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	values, _, err := r.getMany(ctx, keys)
+	return values, err
+}
+
+const (
+	// getManyOps is the most keys one request of a batched read asks for:
+	// etcd refuses a Txn of more operations than its --max-txn-ops, 128
+	// by default like its limit on comparisons.
+	getManyOps = maxCompares
+	// getManyKeyBytes bounds the keys of one request of a batched read,
+	// well within etcd's --max-request-bytes (1.5 MiB by default).
+	getManyKeyBytes = 512 << 10
+)
+
+// recvLimit lifts gRPC's default 4 MiB limit on a response for reads of
+// many values: a batched read (getManyOps values) or a scan page of up to
+// kv.MaxValueSize each may exceed it. etcd's own client does the same for
+// every call.
+var recvLimit = grpc.MaxCallRecvMsgSize(math.MaxInt32)
+
+// getMany reads keys at the run's revision and returns their values and
+// modification revisions (nil and 0 for a missing key). Each distinct key
+// is asked for once, by a Range in a read-only etcd Txn that carries up
+// to getManyOps of them; like get, the first request of a run is
+// linearizable and fixes the revision, later ones are served locally at
+// it, so every batch reads the same snapshot.
+func (r *reader) getMany(ctx context.Context, keys [][]byte) ([][]byte, []int64, error) {
+	values := make([][]byte, len(keys))
+	mods := make([]int64, len(keys))
+	first := make(map[string]int, len(keys))
+	distinct := make([]int, 0, len(keys))
+	for i, k := range keys {
+		if _, dup := first[string(k)]; !dup {
+			first[string(k)] = i
+			distinct = append(distinct, i)
+		}
+	}
+	var batches [][]int
+	for len(distinct) > 0 {
+		n, size := 0, 0
+		for n < len(distinct) && n < getManyOps {
+			size += len(r.s.prefix) + len(keys[distinct[n]])
+			if n > 0 && size > getManyKeyBytes {
+				break
+			}
+			n++
+		}
+		batches = append(batches, distinct[:n])
+		distinct = distinct[n:]
+	}
+	if len(batches) > 0 && r.rev == 0 {
+		// The first read of the run fixes the revision the others use.
+		if err := r.readBatch(ctx, keys, batches[0], values, mods); err != nil {
+			return nil, nil, err
+		}
+		batches = batches[1:]
+	}
+	if err := r.readBatches(ctx, keys, batches, values, mods); err != nil {
+		return nil, nil, err
+	}
+	for i, k := range keys {
+		if j := first[string(k)]; j != i {
+			values[i], mods[i] = bytes.Clone(values[j]), mods[j]
+		}
+	}
+	return values, mods, nil
+}
+
+// getManyParallel is how many requests of one batched read are in flight
+// at once, once the run's revision is fixed: a listing page of a thousand
+// entries needs a dozen or more, which in turn would cost as many round
+// trips.
+const getManyParallel = 4
+
+// readBatches runs readBatch for each batch, getManyParallel at a time,
+// at the run's revision (already fixed). Each request runs on a reader of
+// its own, at that revision and on the same member, so that their failures
+// are recorded apart; the last one is then charged to the run.
+func (r *reader) readBatches(ctx context.Context, keys [][]byte, batches [][]int, values [][]byte, mods []int64) error {
+	if len(batches) == 1 || r.rev == 0 {
+		// One request, or no revision to share (a member that answered
+		// without one): in turn, as the first read fixes the revision.
+		for _, idx := range batches {
+			if err := r.readBatch(ctx, keys, idx, values, mods); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	readers := make([]reader, len(batches))
+	errs := make([]error, len(batches))
+	sem := make(chan struct{}, getManyParallel)
+	var wg sync.WaitGroup
+	for i, idx := range batches {
+		readers[i] = reader{s: r.s, m: r.m, rev: r.rev}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			// Each batch writes only its own keys' places in values and mods.
+			errs[i] = readers[i].readBatch(ctx, keys, idx, values, mods)
+		}()
+	}
+	wg.Wait()
+	for i := range readers {
+		if f := readers[i].op.failure; f != nil {
+			r.op.failure = f
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readBatch reads keys[i] for every i in idx with one etcd Txn and stores
+// the answers at values[i] and mods[i].
+func (r *reader) readBatch(ctx context.Context, keys [][]byte, idx []int, values [][]byte, mods []int64) error {
+	req := &pb.TxnRequest{Success: make([]*pb.RequestOp, len(idx))}
+	for n, i := range idx {
+		rr := &pb.RangeRequest{Key: r.fullKey(keys[i])}
+		if r.rev != 0 {
+			// As in rangeAt: the member has applied rev, so a local read
+			// is exact, and a Txn whose ranges are all local is served
+			// without a round of the quorum.
+			rr.Revision, rr.Serializable = r.rev, true
+		}
+		req.Success[n] = &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: rr}}
+	}
+	var resp *pb.TxnResponse
+	err := r.rpc(ctx, "batched read", func(ctx context.Context, c *conn) error {
+		var err error
+		resp, err = c.kv.Txn(ctx, req, grpc.WaitForReady(false), recvLimit)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(resp.Responses) != len(idx) {
+		return fmt.Errorf("etcdkv: batched read on etcd member %s returned %d answers for %d keys", r.m.name, len(resp.Responses), len(idx))
+	}
+	for n, i := range idx {
+		rr := resp.Responses[n].GetResponseRange()
+		if rr == nil {
+			return fmt.Errorf("etcdkv: batched read on etcd member %s answered key %q with something other than a range", r.m.name, keys[i])
+		}
+		if len(rr.Kvs) == 0 {
+			continue
+		}
+		kvp := rr.Kvs[0]
+		v := kvp.Value
+		if v == nil {
+			v = []byte{}
+		}
+		values[i], mods[i] = clip(v), kvp.ModRevision
+	}
+	if r.rev == 0 && resp.Header != nil {
+		r.rev = resp.Header.Revision
+	}
+	return nil
 }
 
 // bounds turns a scan's unprefixed [start, end) into etcd's key and range
@@ -310,7 +484,10 @@ type txn struct {
 	err error
 }
 
-var _ kv.Txn = (*txn)(nil)
+var (
+	_ kv.Txn         = (*txn)(nil)
+	_ kv.MultiGetter = (*txn)(nil)
+)
 
 func newTxn(s *Store, m *member) *txn {
 	return &txn{
@@ -341,6 +518,39 @@ func (t *txn) Get(ctx context.Context, key []byte) ([]byte, error) {
 		return nil, kv.ErrNotFound
 	}
 	return v, nil
+}
+
+// GetMany answers the keys the transaction wrote from its writes and reads
+// the others in one batch, recording each for the commit's comparison as
+// Get does.
+func (t *txn) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	values := make([][]byte, len(keys))
+	var remote [][]byte
+	var at []int
+	for i, k := range keys {
+		if w, ok := t.writes.byKey[string(k)]; ok {
+			if !w.del {
+				values[i] = append([]byte{}, w.value...)
+			}
+			continue
+		}
+		remote = append(remote, k)
+		at = append(at, i)
+	}
+	got, mods, err := t.getMany(ctx, remote)
+	if err != nil {
+		return nil, err
+	}
+	for n, i := range at {
+		values[i] = got[n]
+		if _, seen := t.reads[string(remote[n])]; !seen {
+			t.reads[string(remote[n])] = mods[n]
+		}
+	}
+	return values, nil
 }
 
 // Scan reads the committed state merged with the buffered writes. Keys it

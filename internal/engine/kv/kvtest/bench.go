@@ -40,6 +40,19 @@ func Bench(b *testing.B, open func(b *testing.B) kv.Store) {
 		b.Cleanup(func() { _ = s.Close() })
 		BenchScan(b, s, 100)
 	})
+	for _, n := range []int{100, 1000} {
+		for _, batched := range []bool{false, true} {
+			name := fmt.Sprintf("Get%d", n)
+			if batched {
+				name = fmt.Sprintf("GetMany%d", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				s := open(b)
+				b.Cleanup(func() { _ = s.Close() })
+				BenchGets(b, s, n, batched)
+			})
+		}
+	}
 }
 
 // Shape of the small transaction, close to one metadata operation (read a
@@ -221,4 +234,43 @@ func BenchScan(b *testing.B, s kv.Store, n int) {
 			}
 		}
 	})
+}
+
+// BenchGets measures a View that reads n keys spread over the preloaded
+// ones, a tenth of them missing, as a directory listing page reads the
+// records of its entries: with one Get per key, or with one kv.GetMany
+// when batched. It reports keys/s.
+func BenchGets(b *testing.B, s kv.Store, n int, batched bool) {
+	preload(b, s, 1)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(4, 4))
+	keys := make([][]byte, n)
+	for i := range keys {
+		if i%10 == 9 {
+			keys[i] = benchKey(999, i) // never written
+		} else {
+			keys[i] = benchKey(0, rng.IntN(benchKeysPerCommitter))
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		err := s.View(ctx, func(r kv.Reader) error {
+			if batched {
+				_, err := kv.GetMany(ctx, r, keys)
+				return err
+			}
+			for _, k := range keys {
+				if _, err := r.Get(ctx, k); err != nil && !errors.Is(err, kv.ErrNotFound) {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatalf("View reading %d keys: %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/time.Since(start).Seconds(), "keys/s")
 }

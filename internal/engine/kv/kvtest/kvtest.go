@@ -45,6 +45,10 @@ func Run(t *testing.T, open func(t *testing.T) kv.Store) {
 		{"DisjointWritersDoNotConflict", testDisjointWritersDoNotConflict},
 		{"BlindWritersDoNotConflict", testBlindWritersDoNotConflict},
 		{"ScanGuardKey", testScanGuardKey},
+		{"GetMany", testGetMany},
+		{"GetManyCallerOwnsSlices", testGetManyCallerOwnsSlices},
+		{"GetManySeesOwnWrites", testGetManySeesOwnWrites},
+		{"GetManyLarge", testGetManyLarge},
 		{"ViewConsistency", testViewConsistency},
 		{"ContextCanceled", testContextCanceled},
 		{"Closed", testClosed},
@@ -365,6 +369,32 @@ func testScanLarge(t *testing.T, s kv.Store) {
 			}
 		})
 	}
+	// Large values: one scan returns more than a transport's default
+	// message limit (gRPC's 4 MiB).
+	t.Run("large values", func(t *testing.T) {
+		big := bytes.Repeat([]byte{0x5a}, kv.MaxValueSize)
+		const bigs = 10
+		for i := 0; i < bigs; i++ {
+			putAll(t, s, fmt.Sprintf("big/%02d", i), string(big))
+		}
+		var ps []kv.Pair
+		err := s.View(ctx, func(r kv.Reader) error {
+			var err error
+			ps, err = r.Scan(ctx, []byte("big/"), kv.PrefixEnd([]byte("big/")), 0, false)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) != bigs {
+			t.Fatalf("got %d pairs, want %d", len(ps), bigs)
+		}
+		for i, p := range ps {
+			if !bytes.Equal(p.Value, big) {
+				t.Fatalf("pair %d (%s): value of %d bytes differs", i, p.Key, len(p.Value))
+			}
+		}
+	})
 }
 
 func testScanSeesOwnWrites(t *testing.T, s kv.Store) {
@@ -573,7 +603,9 @@ func testConflictRerunsFn(t *testing.T, s kv.Store) {
 		// access is what the transaction does with key "k" before the
 		// interference: "get"; "put" or "delete" (blind); "put get" or
 		// "delete get" (a Get of its own write); "get put" (append "+1" to
-		// what it read).
+		// what it read). "mget" reads "k" with kv.GetMany among a few
+		// keys nobody writes, "mgetmany" among more than one etcd request
+		// carries (and more than etcd compares one by one).
 		access string
 		// interfere is what the other transaction does: put or delete a key.
 		interfereOp, interfereKey string
@@ -596,6 +628,25 @@ func testConflictRerunsFn(t *testing.T, s kv.Store) {
 		{"blind delete then key is written", []string{"k", "orig"}, "delete", "put", "k", false, "", absent},
 		{"read of own write then key is written", []string{"k", "orig"}, "put get", "put", "k", false, "mine", "mine"},
 		{"read of own delete then key is written", []string{"k", "orig"}, "delete get", "put", "k", false, absent, absent},
+		{"batched read of missing key then it is created", nil, "mget", "put", "k", true, "other", "other"},
+		{"batched read of key then it is changed", []string{"k", "orig"}, "mget", "put", "k", true, "other", "other"},
+		{"batched read of key then it is deleted", []string{"k", "orig"}, "mget", "delete", "k", true, absent, absent},
+		{"batched read of key, unrelated key changes", []string{"k", "orig"}, "mget", "put", "unrelated", false, "orig", "orig"},
+		{"batched read-modify-write then key is changed", []string{"k", "orig"}, "mget put", "put", "k", true, "other", "other+1"},
+		{"batched read of own write then key is written", []string{"k", "orig"}, "put mget", "put", "k", false, "mine", "mine"},
+		{"batched read of own delete then key is written", []string{"k", "orig"}, "delete mget", "put", "k", false, absent, absent},
+		{"large batched read then key is changed", []string{"k", "orig"}, "mgetmany", "put", "k", true, "other", "other"},
+		{"large batched read of missing key then it is created", nil, "mgetmany", "put", "k", true, "other", "other"},
+		{"large batched read, unrelated key changes", []string{"k", "orig"}, "mgetmany", "put", "unrelated", false, "orig", "orig"},
+	}
+	// Keys read beside "k" by a batched read; nothing writes them.
+	var fewKeys, manyKeys [][]byte
+	for i := 0; i < 300; i++ {
+		key := fmt.Appendf(nil, "m/%03d", i)
+		if i%100 == 0 {
+			fewKeys = append(fewKeys, key)
+		}
+		manyKeys = append(manyKeys, key)
 	}
 	ctx := context.Background()
 	for _, tc := range tests {
@@ -617,8 +668,24 @@ func testConflictRerunsFn(t *testing.T, s kv.Store) {
 			err = s.Update(ctx, func(tx kv.Txn) error {
 				runs++
 				seen = ""
-				read := func() error {
-					v, err := tx.Get(ctx, []byte("k"))
+				read := func(others [][]byte) error {
+					var v []byte
+					var err error
+					if others == nil {
+						v, err = tx.Get(ctx, []byte("k"))
+					} else {
+						// "k" is asked for twice among the others.
+						keys := append(append(append([][]byte{[]byte("k")}, others...), []byte("k")), others[0])
+						var vs [][]byte
+						if vs, err = kv.GetMany(ctx, tx, keys); err == nil {
+							if len(vs) != len(keys) || !bytes.Equal(vs[0], vs[len(keys)-2]) || (vs[0] == nil) != (vs[len(keys)-2] == nil) {
+								return fmt.Errorf("GetMany of %d keys returned %d values, or two different values of one key", len(keys), len(vs))
+							}
+							if v = vs[0]; v == nil {
+								err = kv.ErrNotFound
+							}
+						}
+					}
 					switch {
 					case errors.Is(err, kv.ErrNotFound):
 						seen = absent
@@ -633,7 +700,11 @@ func testConflictRerunsFn(t *testing.T, s kv.Store) {
 					var err error
 					switch op {
 					case "get":
-						err = read()
+						err = read(nil)
+					case "mget":
+						err = read(fewKeys)
+					case "mgetmany":
+						err = read(manyKeys)
 					case "put":
 						if seen == "" {
 							tx.Put([]byte("k"), []byte("mine"))
@@ -673,8 +744,9 @@ func testConflictRerunsFn(t *testing.T, s kv.Store) {
 			}
 			if reran := runs > 1; reran != tc.wantRerun {
 				// A hashed or coarse conflict check may rerun spuriously,
-				// but the unrelated cases here are one key each, so a
-				// spurious rerun points at a check that is far too coarse.
+				// but the unrelated cases here read a few hundred keys at
+				// most, so a spurious rerun points at a check that is far
+				// too coarse.
 				t.Fatalf("fn ran %d times, want rerun=%v", runs, tc.wantRerun)
 			}
 			if seen != tc.wantSeen {
@@ -685,6 +757,252 @@ func testConflictRerunsFn(t *testing.T, s kv.Store) {
 				wantMissing(t, s, "k")
 			} else {
 				wantValue(t, s, "k", tc.wantFinal)
+			}
+		})
+	}
+}
+
+// getManyData is the fixture of testGetMany: an empty value, and a value
+// too large to share storage with small ones.
+var getManyData = []string{
+	"a", "1",
+	"b", "",
+	"c", "3",
+	"big", strings.Repeat("v", 4000),
+	"z\xff", "zf",
+}
+
+// wantValues fails unless values answer keys as the store holding values
+// (missing keys absent) should: nil exactly for a missing key.
+func wantValues(t testing.TB, where string, keys [][]byte, got [][]byte, values map[string]string) {
+	t.Helper()
+	if len(got) != len(keys) {
+		t.Fatalf("%s: %d values for %d keys", where, len(got), len(keys))
+	}
+	for i, k := range keys {
+		want, ok := values[string(k)]
+		switch {
+		case !ok && got[i] != nil:
+			t.Errorf("%s: value %d (key %q) = %q, want nil for a missing key", where, i, k, got[i])
+		case ok && got[i] == nil:
+			t.Errorf("%s: value %d (key %q) = nil, want %.20q", where, i, k, want)
+		case ok && string(got[i]) != want:
+			t.Errorf("%s: value %d (key %q) = %.20q, want %.20q", where, i, k, got[i], want)
+		}
+	}
+}
+
+// plainReader hides a Reader's other methods, GetMany among them.
+type plainReader struct{ kv.Reader }
+
+func keysOf(ks ...string) [][]byte {
+	out := make([][]byte, len(ks))
+	for i, k := range ks {
+		out[i] = []byte(k)
+	}
+	return out
+}
+
+// testGetMany checks that a batched read answers like one Get per key, in
+// a View and in an Update, whatever the order and repetition of the keys.
+func testGetMany(t *testing.T, s kv.Store) {
+	putAll(t, s, getManyData...)
+	values := map[string]string{}
+	for i := 0; i < len(getManyData); i += 2 {
+		values[getManyData[i]] = getManyData[i+1]
+	}
+	tests := []struct {
+		name string
+		keys [][]byte
+	}{
+		{"nil keys", nil},
+		{"no keys", [][]byte{}},
+		{"one present", keysOf("a")},
+		{"one missing", keysOf("x")},
+		{"empty value", keysOf("b")},
+		{"large value", keysOf("big", "a")},
+		{"sorted", keysOf("a", "b", "big", "c", "x", "z\xff")},
+		{"unsorted with missing", keysOf("c", "x", "a", "b", "0", "z\xff")},
+		{"duplicates", keysOf("a", "x", "a", "x", "c", "a", "b", "b")},
+		{"all missing", keysOf("m", "y", "a\x00", "\xff")},
+		{"neighbours of present keys", keysOf("a\x00", "a", "b\x00", "bi", "c", "c\x00", "z", "z\xff", "z\xff\x00")},
+	}
+	// kv.GetMany answers the same through the engine's batched read and,
+	// for a Reader without one, through one Get per key.
+	paths := []struct {
+		name string
+		wrap func(r kv.Reader) kv.Reader
+	}{
+		{"engine", func(r kv.Reader) kv.Reader { return r }},
+		{"one Get per key", func(r kv.Reader) kv.Reader { return plainReader{r} }},
+	}
+	ctx := context.Background()
+	for _, tc := range tests {
+		for _, path := range paths {
+			t.Run(tc.name+"/"+path.name, func(t *testing.T) {
+				err := s.View(ctx, func(r kv.Reader) error {
+					got, err := kv.GetMany(ctx, path.wrap(r), tc.keys)
+					if err != nil {
+						return err
+					}
+					wantValues(t, "View", tc.keys, got, values)
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("View: %v", err)
+				}
+				err = s.Update(ctx, func(tx kv.Txn) error {
+					got, err := kv.GetMany(ctx, path.wrap(tx), tc.keys)
+					if err != nil {
+						return err
+					}
+					wantValues(t, "Update", tc.keys, got, values)
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("Update: %v", err)
+				}
+			})
+		}
+	}
+	t.Run("canceled context", func(t *testing.T) {
+		canceled, cancel := context.WithCancel(ctx)
+		cancel()
+		err := s.View(ctx, func(r kv.Reader) error {
+			_, err := kv.GetMany(canceled, r, keysOf("a", "c"))
+			return err
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("GetMany in a View with a canceled context = %v, want context.Canceled", err)
+		}
+		err = s.Update(ctx, func(tx kv.Txn) error {
+			_, err := kv.GetMany(canceled, tx, keysOf("a", "c"))
+			return err
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("GetMany in an Update with a canceled context = %v, want context.Canceled", err)
+		}
+	})
+}
+
+// testGetManyCallerOwnsSlices checks that the values of a batched read are
+// independent of each other and of the engine, even for a key asked twice.
+func testGetManyCallerOwnsSlices(t *testing.T, s kv.Store) {
+	ctx := context.Background()
+	putAll(t, s, "a", "aaaa", "b", "bbbb")
+	keys := keysOf("a", "b", "a")
+	err := s.View(ctx, func(r kv.Reader) error {
+		got, err := kv.GetMany(ctx, r, keys)
+		if err != nil {
+			return err
+		}
+		copy(got[0], "XXXX")
+		grown := append(got[0], "YYYY"...)
+		if string(got[1]) != "bbbb" || string(got[2]) != "aaaa" || string(grown) != "XXXXYYYY" {
+			t.Errorf("after writing into and appending to the first value: values %q, appended %q; "+
+				"want the other values unchanged", got, grown)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, s, "a", "aaaa")
+}
+
+// testGetManySeesOwnWrites checks that a batched read in an Update answers
+// the keys the transaction wrote from its own writes.
+func testGetManySeesOwnWrites(t *testing.T, s kv.Store) {
+	ctx := context.Background()
+	putAll(t, s, "a", "a0", "b", "b0", "c", "c0")
+	errRollback := errors.New("roll back")
+	err := s.Update(ctx, func(tx kv.Txn) error {
+		tx.Put([]byte("a"), []byte("a1"))
+		tx.Delete([]byte("b"))
+		tx.Put([]byte("n"), []byte("n1"))
+		tx.Put([]byte("e"), []byte{})
+		tx.Delete([]byte("never"))
+		keys := keysOf("n", "a", "b", "c", "e", "never", "x", "a")
+		got, err := kv.GetMany(ctx, tx, keys)
+		if err != nil {
+			return err
+		}
+		wantValues(t, "GetMany in Update", keys, got, map[string]string{"a": "a1", "c": "c0", "n": "n1", "e": ""})
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatalf("Update = %v, want the fn's error", err)
+	}
+	wantValue(t, s, "a", "a0")
+	wantMissing(t, s, "n")
+}
+
+// testGetManyLarge reads more keys than one etcd request carries, and
+// values whose sum exceeds gRPC's default message limit.
+func testGetManyLarge(t *testing.T, s kv.Store) {
+	ctx := context.Background()
+	const present = 300
+	values := map[string]string{}
+	for base := 0; base < present; base += 100 {
+		var kvs []string
+		for i := base; i < base+100; i++ {
+			k := fmt.Sprintf("g/%04d", 2*i)
+			values[k] = "v" + k
+			kvs = append(kvs, k, "v"+k)
+		}
+		putAll(t, s, kvs...)
+	}
+	const bigs = 10
+	big := strings.Repeat("b", kv.MaxValueSize)
+	for i := 0; i < bigs; i++ {
+		k := fmt.Sprintf("h/%02d", i)
+		values[k] = big
+		putAll(t, s, k, big)
+	}
+	// Every present key and the missing one after it, in a scrambled
+	// order, with some asked twice.
+	var keys [][]byte
+	for i := 0; i < 2*present; i++ {
+		j := i * 7919 % (2 * present)
+		keys = append(keys, fmt.Appendf(nil, "g/%04d", j))
+		if i%50 == 0 {
+			keys = append(keys, fmt.Appendf(nil, "g/%04d", j))
+		}
+	}
+	var bigKeys [][]byte
+	for i := bigs - 1; i >= 0; i-- {
+		bigKeys = append(bigKeys, fmt.Appendf(nil, "h/%02d", i))
+	}
+	tests := []struct {
+		name string
+		keys [][]byte
+	}{
+		{"many keys", keys},
+		{"large values", bigKeys},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.View(ctx, func(r kv.Reader) error {
+				got, err := kv.GetMany(ctx, r, tc.keys)
+				if err != nil {
+					return err
+				}
+				wantValues(t, "View", tc.keys, got, values)
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("View: %v", err)
+			}
+			err = s.Update(ctx, func(tx kv.Txn) error {
+				got, err := kv.GetMany(ctx, tx, tc.keys)
+				if err != nil {
+					return err
+				}
+				wantValues(t, "Update", tc.keys, got, values)
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("Update: %v", err)
 			}
 		})
 	}

@@ -11,11 +11,11 @@
 //   - A transaction remembers the commit sequence it started at and writes to
 //     an indexed batch, so that its reads see its own writes. Reads go to the
 //     live database, not a snapshot.
-//   - Every key read with Get from the database (not answered by the
-//     transaction's own writes) and every key written is hashed into a slot
-//     of a fixed-size conflict table, which holds the sequence of the last
-//     commit that wrote a key hashing there. Collisions only cause needless
-//     reruns, never missed conflicts.
+//   - Every key read with Get or GetMany from the database (not answered by
+//     the transaction's own writes) and every key written is hashed into a
+//     slot of a fixed-size conflict table, which holds the sequence of the
+//     last commit that wrote a key hashing there. Collisions only cause
+//     needless reruns, never missed conflicts.
 //   - Commit takes the commit mutex, rejects the transaction if any of its
 //     read slots is newer than its start sequence, stamps its write slots
 //     with a new sequence, hands the batch to Pebble (which makes it visible
@@ -32,7 +32,8 @@
 //     that depends on it is later in the WAL, so it can never survive a crash
 //     without it, and Update does not return until it is on stable storage.
 //
-// View reads from a Pebble snapshot taken at its first read.
+// View reads from a Pebble snapshot taken at its first read. GetMany reads
+// its keys in order through one iterator, in a View or a transaction.
 package pebblekv
 
 import (

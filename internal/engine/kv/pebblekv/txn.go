@@ -28,7 +28,10 @@ type txn struct {
 	err error
 }
 
-var _ kv.Txn = (*txn)(nil)
+var (
+	_ kv.Txn         = (*txn)(nil)
+	_ kv.MultiGetter = (*txn)(nil)
+)
 
 func newTxn(s *Store) *txn {
 	// start must be loaded before the first read: see the package comment.
@@ -59,6 +62,21 @@ func (t *txn) Get(ctx context.Context, key []byte) ([]byte, error) {
 		t.reads = append(t.reads, slot)
 	}
 	return get(t.batch, key)
+}
+
+// GetMany records each key it reads from the database for conflicts, as
+// Get does, and reads them all through one iterator over the batch merged
+// with the database.
+func (t *txn) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, key := range keys {
+		if slot := t.s.slot(key); !t.wrote(key, slot) {
+			t.reads = append(t.reads, slot)
+		}
+	}
+	return getMany(ctx, t.batch, keys)
 }
 
 // Scan reads the batch merged with the database. Keys it returns are not
@@ -127,7 +145,10 @@ type viewReader struct {
 	snap *pebble.Snapshot
 }
 
-var _ kv.Reader = (*viewReader)(nil)
+var (
+	_ kv.Reader      = (*viewReader)(nil)
+	_ kv.MultiGetter = (*viewReader)(nil)
+)
 
 func (r *viewReader) reader() pebble.Reader {
 	if r.snap == nil {
@@ -149,6 +170,13 @@ func (r *viewReader) Get(ctx context.Context, key []byte) ([]byte, error) {
 	return get(r.reader(), key)
 }
 
+func (r *viewReader) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return getMany(ctx, r.reader(), keys)
+}
+
 func (r *viewReader) Scan(ctx context.Context, start, end []byte, limit int, reverse bool) ([]kv.Pair, error) {
 	return scan(ctx, r.reader(), start, end, limit, reverse)
 }
@@ -167,6 +195,93 @@ func get(r pebble.Reader, key []byte) ([]byte, error) {
 	}
 	_ = closer.Close()
 	return out, nil
+}
+
+// getMany reads keys through one iterator. A point Get builds a new
+// iterator stack over every level each time, which costs more than the
+// lookup itself; one iterator visiting the keys in order pays that once,
+// and each seek to a later key starts from where the previous one ended.
+func getMany(ctx context.Context, r pebble.Reader, keys [][]byte) ([][]byte, error) {
+	values := make([][]byte, len(keys))
+	if len(keys) == 0 {
+		return values, nil
+	}
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	byKey := func(a, b int) int { return bytes.Compare(keys[a], keys[b]) }
+	if !slices.IsSortedFunc(order, byKey) {
+		slices.SortStableFunc(order, byKey)
+	}
+	first, last := keys[order[0]], keys[order[len(order)-1]]
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: first, UpperBound: append(bytes.Clone(last), 0)})
+	if err != nil {
+		return nil, fmt.Errorf("pebblekv: get many: %w", err)
+	}
+	var arena valueArena
+	for n, i := range order {
+		if n%scanCtxEvery == scanCtxEvery-1 {
+			if err := ctx.Err(); err != nil {
+				_ = it.Close()
+				return nil, err
+			}
+		}
+		key := keys[i]
+		if n > 0 && bytes.Equal(key, keys[order[n-1]]) {
+			if prev := values[order[n-1]]; prev != nil {
+				values[i] = arena.copy(prev)
+			}
+			continue
+		}
+		if !it.SeekGE(key) {
+			if err := it.Error(); err != nil {
+				_ = it.Close()
+				return nil, fmt.Errorf("pebblekv: get many: seeking %q: %w", key, err)
+			}
+			continue
+		}
+		if !bytes.Equal(it.Key(), key) {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return nil, fmt.Errorf("pebblekv: get many: reading value of %q: %w", key, err)
+		}
+		values[i] = arena.copy(v)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("pebblekv: get many: %w", err)
+	}
+	return values, nil
+}
+
+// valueArena copies small values into shared chunks, so that a batch of
+// records of a few dozen bytes costs a few allocations rather than one
+// each. Copies are clipped, so appending to one cannot overwrite another.
+type valueArena struct{ buf []byte }
+
+const (
+	arenaChunk = 16 << 10
+	// Values above arenaLarge get an allocation of their own: sharing a
+	// chunk would keep a large neighbour alive as long as any small one.
+	arenaLarge = 512
+)
+
+func (a *valueArena) copy(v []byte) []byte {
+	switch {
+	case len(v) == 0:
+		return []byte{} // present, so not nil
+	case len(v) > arenaLarge:
+		return bytes.Clone(v)
+	}
+	if cap(a.buf)-len(a.buf) < len(v) {
+		a.buf = make([]byte, 0, arenaChunk)
+	}
+	n := len(a.buf)
+	a.buf = append(a.buf, v...)
+	return a.buf[n : n+len(v) : n+len(v)]
 }
 
 // scanCtxEvery is how many pairs a Scan reads between context checks.
