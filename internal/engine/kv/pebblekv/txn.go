@@ -140,9 +140,16 @@ func (t *txn) admit(valueLen int) bool {
 
 // viewReader serves a View from a snapshot taken at its first read, so that
 // a View that reads nothing costs nothing.
+// viewReader is a View's reader. Its consistent state is an iterator,
+// not a snapshot: a Pebble iterator reads one point-in-time state, and so
+// do its clones (the view's scans and batched reads), while closing a
+// snapshot makes the database look for compactions to start, which cost
+// more than a small View's reads. Point reads seek the view's iterator,
+// which also spares building a new iterator stack per Get.
 type viewReader struct {
-	db   *pebble.DB
-	snap *pebble.Snapshot
+	db  *pebble.DB
+	it  *pebble.Iterator // nil until the first read
+	err error
 }
 
 var (
@@ -150,16 +157,30 @@ var (
 	_ kv.MultiGetter = (*viewReader)(nil)
 )
 
-func (r *viewReader) reader() pebble.Reader {
-	if r.snap == nil {
-		r.snap = r.db.NewSnapshot()
+// view returns the view's iterator, opening it (and so fixing the
+// view's state) at the first read.
+func (r *viewReader) view() (*pebble.Iterator, error) {
+	if r.it == nil && r.err == nil {
+		r.it, r.err = r.db.NewIter(nil)
+		if r.err != nil {
+			r.err = fmt.Errorf("pebblekv: view: %w", r.err)
+		}
 	}
-	return r.snap
+	return r.it, r.err
+}
+
+// NewIter returns an iterator over the view's state (iterSource).
+func (r *viewReader) NewIter(o *pebble.IterOptions) (*pebble.Iterator, error) {
+	it, err := r.view()
+	if err != nil {
+		return nil, err
+	}
+	return it.Clone(pebble.CloneOptions{IterOptions: o})
 }
 
 func (r *viewReader) close() {
-	if r.snap != nil {
-		_ = r.snap.Close()
+	if r.it != nil {
+		_ = r.it.Close()
 	}
 }
 
@@ -167,18 +188,42 @@ func (r *viewReader) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return get(r.reader(), key)
+	it, err := r.view()
+	if err != nil {
+		return nil, err
+	}
+	if !it.SeekPrefixGE(key) || !bytes.Equal(it.Key(), key) {
+		if err := it.Error(); err != nil {
+			return nil, fmt.Errorf("pebblekv: get: %w", err)
+		}
+		return nil, kv.ErrNotFound
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return nil, fmt.Errorf("pebblekv: get: %w", err)
+	}
+	out := bytes.Clone(v)
+	if out == nil {
+		out = []byte{}
+	}
+	return out, nil
 }
 
 func (r *viewReader) GetMany(ctx context.Context, keys [][]byte) ([][]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return getMany(ctx, r.reader(), keys)
+	return getMany(ctx, r, keys)
 }
 
 func (r *viewReader) Scan(ctx context.Context, start, end []byte, limit int, reverse bool) ([]kv.Pair, error) {
-	return scan(ctx, r.reader(), start, end, limit, reverse)
+	return scan(ctx, r, start, end, limit, reverse)
+}
+
+// iterSource opens iterators over one state: a transaction's batch or a
+// view.
+type iterSource interface {
+	NewIter(o *pebble.IterOptions) (*pebble.Iterator, error)
 }
 
 func get(r pebble.Reader, key []byte) ([]byte, error) {
@@ -201,7 +246,7 @@ func get(r pebble.Reader, key []byte) ([]byte, error) {
 // iterator stack over every level each time, which costs more than the
 // lookup itself; one iterator visiting the keys in order pays that once,
 // and each seek to a later key starts from where the previous one ended.
-func getMany(ctx context.Context, r pebble.Reader, keys [][]byte) ([][]byte, error) {
+func getMany(ctx context.Context, r iterSource, keys [][]byte) ([][]byte, error) {
 	values := make([][]byte, len(keys))
 	if len(keys) == 0 {
 		return values, nil
@@ -287,7 +332,7 @@ func (a *valueArena) copy(v []byte) []byte {
 // scanCtxEvery is how many pairs a Scan reads between context checks.
 const scanCtxEvery = 256
 
-func scan(ctx context.Context, r pebble.Reader, start, end []byte, limit int, reverse bool) ([]kv.Pair, error) {
+func scan(ctx context.Context, r iterSource, start, end []byte, limit int, reverse bool) ([]kv.Pair, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
