@@ -52,6 +52,12 @@ func (q *request) writeXML(status int, v any) error {
 	if err != nil {
 		return err
 	}
+	return q.writeXMLDoc(status, out)
+}
+
+// writeXMLDoc answers with an encoded XML document, declaration included
+// (as s3xml.Marshal or an AppendXML method produces it).
+func (q *request) writeXMLDoc(status int, out []byte) error {
 	h := q.w.Header()
 	h.Set("Content-Type", "application/xml")
 	h.Set("Content-Length", strconv.Itoa(len(out)))

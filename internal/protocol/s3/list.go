@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
 	"github.com/claudefs/cfs-gateway/internal/protocol/s3/s3err"
@@ -72,6 +73,9 @@ func (q *request) list(b *bucket, p listParams) (*listPage, error) {
 	if p.max == 0 {
 		return page, nil
 	}
+	// Most pages fill: growing the slice key by key would copy it over
+	// and over.
+	page.keys = make([]listedKey, 0, p.max)
 	lastCP := ""
 	full := func() bool { return len(page.keys)+len(page.prefixes) >= p.max }
 	addPrefix := func(cp string) walkAction {
@@ -201,7 +205,7 @@ func (q *request) listObjectsV1() error {
 		res.NextMarker = enc(page.last)
 	}
 	q.fillContents(&res, page, enc, true)
-	return q.writeXML(200, res)
+	return q.writeListPage(res.AppendXML)
 }
 
 func (q *request) listObjectsV2() error {
@@ -241,7 +245,33 @@ func (q *request) listObjectsV2() error {
 		res.NextContinue = base64.RawURLEncoding.EncodeToString([]byte(page.last))
 	}
 	q.fillContents(&res, page, enc, q.get("fetch-owner") == "true")
-	return q.writeXML(200, res)
+	return q.writeListPage(res.AppendXML)
+}
+
+// listDocs recycles the buffers listing pages are encoded into (*[]byte):
+// a full page is a few hundred KiB, and allocating that afresh for every
+// page costs as much as encoding it.
+var listDocs sync.Pool
+
+// maxPooledDoc is the largest buffer listDocs keeps: a page of long or
+// much-escaped keys should not stay allocated for the pages after it.
+const maxPooledDoc = 2 << 20
+
+// writeListPage answers with a listing page, encoded by appendXML (an
+// AppendXML method of s3xml) into a recycled buffer.
+func (q *request) writeListPage(appendXML func(dst []byte) []byte) error {
+	buf, _ := listDocs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	doc := appendXML((*buf)[:0])
+	err := q.writeXMLDoc(200, doc)
+	// The response writer does not keep the bytes it was given.
+	if cap(doc) <= maxPooledDoc {
+		*buf = doc
+		listDocs.Put(buf)
+	}
+	return err
 }
 
 func (q *request) fillContents(res *s3xml.ListBucketResult, page *listPage, enc func(string) string, owner bool) {
@@ -249,8 +279,10 @@ func (q *request) fillContents(res *s3xml.ListBucketResult, page *listPage, enc 
 	// The keys of a page mostly share an owner or a few: each is looked
 	// up once, and the objects share its record.
 	var owners map[uint32]*s3xml.Owner
+	var stamp [32]byte
 	for _, k := range page.keys {
-		o := s3xml.Object{Key: enc(k.key), LastModified: s3xml.Time(k.attr.Mtime), ETag: k.etag, Size: k.size, StorageClass: "STANDARD"}
+		o := s3xml.Object{Key: enc(k.key), LastModified: string(s3xml.AppendTime(stamp[:0], k.attr.Mtime)), ETag: k.etag,
+			Size: k.size, StorageClass: "STANDARD"}
 		if owner {
 			ow, ok := owners[k.attr.UID]
 			if !ok {
@@ -264,6 +296,9 @@ func (q *request) fillContents(res *s3xml.ListBucketResult, page *listPage, enc 
 			o.Owner = ow
 		}
 		res.Contents = append(res.Contents, o)
+	}
+	if len(page.prefixes) > 0 {
+		res.CommonPrefixes = make([]s3xml.CommonPrefix, 0, len(page.prefixes))
 	}
 	for _, cp := range page.prefixes {
 		res.CommonPrefixes = append(res.CommonPrefixes, s3xml.CommonPrefix{Prefix: enc(cp)})

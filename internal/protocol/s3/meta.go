@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bytes"
 	"crypto/md5"
 	"encoding/binary"
 	"encoding/hex"
@@ -69,16 +70,37 @@ func markerRecord(etag string, n int) []byte {
 	return []byte(etag + " dir " + strconv.Itoa(n))
 }
 
-// metaValid reports whether the etag record still describes the file.
-func metaValid(a *core.Attr, rec []byte) bool {
-	f := strings.Fields(string(rec))
-	if len(f) != 3 {
-		return false
+// parseEtagRecord splits an xEtag record into its ETag, its stamp (the
+// file's mtime in unix nanoseconds, or "dir" for a directory marker) and
+// its size. The fields are slices of rec: listings parse one record per
+// key, and copying them would cost more than the parse. A record that is
+// not three non-empty fields separated by single spaces (as etagRecord and
+// markerRecord write them) is not ok.
+func parseEtagRecord(rec []byte) (etag, stamp, size []byte, ok bool) {
+	etag, rest, ok1 := bytes.Cut(rec, []byte{' '})
+	stamp, size, ok2 := bytes.Cut(rest, []byte{' '})
+	if !ok1 || !ok2 || len(etag) == 0 || len(stamp) == 0 || len(size) == 0 || bytes.IndexByte(size, ' ') >= 0 {
+		return nil, nil, nil, false
 	}
-	if f[1] == "dir" {
+	return etag, stamp, size, true
+}
+
+// recordDescribes reports whether the stamp and size of an etag record
+// still describe the file or directory a.
+func recordDescribes(a *core.Attr, stamp, size []byte) bool {
+	if string(stamp) == "dir" {
 		return a.Type == core.TypeDir
 	}
-	return f[1] == strconv.FormatInt(a.Mtime.UnixNano(), 10) && f[2] == strconv.FormatUint(a.Size, 10)
+	// Compared as text, as the record was written: "+1" or "01" is not 1.
+	var buf [20]byte
+	return bytes.Equal(stamp, strconv.AppendInt(buf[:0], a.Mtime.UnixNano(), 10)) &&
+		bytes.Equal(size, strconv.AppendUint(buf[:0], a.Size, 10))
+}
+
+// metaValid reports whether the etag record still describes the file.
+func metaValid(a *core.Attr, rec []byte) bool {
+	_, stamp, size, ok := parseEtagRecord(rec)
+	return ok && recordDescribes(a, stamp, size)
 }
 
 // objectSize is the size of the object a file or directory marker holds.
@@ -86,9 +108,8 @@ func objectSize(a *core.Attr, rec []byte) int64 {
 	if a.Type == core.TypeRegular {
 		return int64(a.Size)
 	}
-	f := strings.Fields(string(rec))
-	if len(f) == 3 && f[1] == "dir" {
-		n, _ := strconv.ParseInt(f[2], 10, 64)
+	if _, stamp, size, ok := parseEtagRecord(rec); ok && string(stamp) == "dir" {
+		n, _ := strconv.ParseInt(string(size), 10, 64)
 		return n
 	}
 	return 0
@@ -98,8 +119,8 @@ func objectSize(a *core.Attr, rec []byte) int64 {
 // describes the file, else one derived from the inode, its change counter,
 // size and mtime (files written by other protocols).
 func etagOf(a *core.Attr, rec []byte) string {
-	if metaValid(a, rec) {
-		return `"` + strings.Fields(string(rec))[0] + `"`
+	if etag, stamp, size, ok := parseEtagRecord(rec); ok && recordDescribes(a, stamp, size) {
+		return `"` + string(etag) + `"`
 	}
 	return `"` + derivedETag(a) + `"`
 }

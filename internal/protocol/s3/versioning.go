@@ -597,16 +597,17 @@ func (q *request) listObjectVersions() error {
 		VersionIDMarker: vidMarker, MaxKeys: max, Delimiter: enc(delim), EncodingType: et}
 	count := 0
 	var lastKey, lastVid string
+	var stamp [32]byte
 	addVersion := func(o *object, key string, latest bool) {
 		v := s3xml.Version{Key: enc(key), VersionID: versionOrNull(o.meta.VersionID), IsLatest: latest}
 		if o.meta.DeleteMarker {
 			v.XMLName.Local = "DeleteMarker"
-			v.LastModified = s3xml.Time(time.Unix(0, o.meta.Created))
+			v.LastModified = string(s3xml.AppendTime(stamp[:0], time.Unix(0, o.meta.Created)))
 			ow := q.ownerOf(o.meta.Owner)
 			v.Owner = &ow
 		} else {
 			v.XMLName.Local = "Version"
-			v.LastModified = s3xml.Time(o.attr.Mtime)
+			v.LastModified = string(s3xml.AppendTime(stamp[:0], o.attr.Mtime))
 			v.ETag = o.etag
 			size := objectSize(&o.attr, o.x[xEtag])
 			v.Size = &size
@@ -659,7 +660,7 @@ func (q *request) listObjectVersions() error {
 		return true, nil
 	}
 	if max == 0 {
-		return q.writeXML(200, res)
+		return q.writeListPage(res.AppendXML)
 	}
 	if keyMarker != "" && vidMarker != "" && strings.HasPrefix(keyMarker, prefix) {
 		if ok, err := emitKey(keyMarker, vidMarker); err != nil {
@@ -717,7 +718,7 @@ func (q *request) finishVersions(res *s3xml.ListVersionsResult, enc func(string)
 			res.NextVersionIDMarker = lastVid
 		}
 	}
-	return q.writeXML(200, res)
+	return q.writeListPage(res.AppendXML)
 }
 
 // prefixBefore returns a directory name that sorts just before every name
