@@ -3,14 +3,12 @@ package core_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
-	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
+	"github.com/claudefs/cfs-gateway/internal/core/coretest"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv"
-	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
 	"github.com/claudefs/cfs-gateway/internal/meta"
 )
 
@@ -55,29 +53,10 @@ func (c *countingReader) Scan(ctx context.Context, start, end []byte, limit int,
 // openCounting opens a filesystem whose store counts reads.
 func openCounting(t *testing.T) (*core.FS, *countingStore) {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := pebblekv.Open(filepath.Join(dir, "meta"), pebblekv.Options{CacheSize: 16 << 20, MemTableSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := localblob.Open(filepath.Join(dir, "blocks"), localblob.Options{})
-	if err != nil {
-		store.Close()
-		t.Fatal(err)
-	}
-	counting := &countingStore{Store: store}
-	fsys, err := core.New(context.Background(), core.Options{Store: counting, Blobs: blobs, NoBackground: true})
-	if err != nil {
-		store.Close()
-		blobs.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := fsys.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-		store.Close()
-		blobs.Close()
+	var counting *countingStore
+	fsys := coretest.OpenEmbeddedWrapped(t, t.TempDir(), core.Options{NoBackground: true}, func(s kv.Store) kv.Store {
+		counting = &countingStore{Store: s}
+		return counting
 	})
 	return fsys, counting
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/claudefs/cfs-gateway/internal/core"
 	"github.com/claudefs/cfs-gateway/internal/engine/blob/localblob"
+	"github.com/claudefs/cfs-gateway/internal/engine/kv"
 	"github.com/claudefs/cfs-gateway/internal/engine/kv/pebblekv"
 )
 
@@ -18,6 +19,13 @@ import (
 // set. The filesystem and its engines are closed when the test ends, after
 // whatever the test registers later (a server over it) is stopped.
 func OpenEmbedded(t testing.TB, dir string, opts core.Options) *core.FS {
+	t.Helper()
+	return OpenEmbeddedWrapped(t, dir, opts, nil)
+}
+
+// OpenEmbeddedWrapped is OpenEmbedded with the metadata store seen through
+// wrap (a store that counts or fails reads, say), unless wrap is nil.
+func OpenEmbeddedWrapped(t testing.TB, dir string, opts core.Options, wrap func(kv.Store) kv.Store) *core.FS {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -34,6 +42,9 @@ func OpenEmbedded(t testing.TB, dir string, opts core.Options) *core.FS {
 		t.Fatal(err)
 	}
 	opts.Store, opts.Blobs = store, blobs
+	if wrap != nil {
+		opts.Store = wrap(store)
+	}
 	fsys, err := core.New(context.Background(), opts)
 	if err != nil {
 		store.Close()

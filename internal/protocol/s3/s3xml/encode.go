@@ -46,11 +46,7 @@ func (r *ListBucketResult) AppendXML(dst []byte) []byte {
 	for i := range r.Contents {
 		dst = r.Contents[i].appendXML(dst)
 	}
-	for i := range r.CommonPrefixes {
-		dst = append(dst, "<CommonPrefixes>"...)
-		dst = appendElem(dst, "Prefix", r.CommonPrefixes[i].Prefix)
-		dst = append(dst, "</CommonPrefixes>"...)
-	}
+	dst = appendCommonPrefixes(dst, r.CommonPrefixes)
 	return append(dst, "</ListBucketResult>"...)
 }
 
@@ -112,11 +108,7 @@ func (r *ListVersionsResult) AppendXML(dst []byte) []byte {
 	for i := range r.Versions {
 		dst = r.Versions[i].appendXML(dst)
 	}
-	for i := range r.CommonPrefixes {
-		dst = append(dst, "<CommonPrefixes>"...)
-		dst = appendElem(dst, "Prefix", r.CommonPrefixes[i].Prefix)
-		dst = append(dst, "</CommonPrefixes>"...)
-	}
+	dst = appendCommonPrefixes(dst, r.CommonPrefixes)
 	return append(dst, "</ListVersionsResult>"...)
 }
 
@@ -314,4 +306,14 @@ func asciiEscape(c byte) string {
 // xmlChar reports whether r, at or above U+0080, is a character XML allows.
 func xmlChar(r rune) bool {
 	return r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
+}
+
+// appendCommonPrefixes appends the CommonPrefixes elements of a listing.
+func appendCommonPrefixes(dst []byte, prefixes []CommonPrefix) []byte {
+	for i := range prefixes {
+		dst = append(dst, "<CommonPrefixes>"...)
+		dst = appendElem(dst, "Prefix", prefixes[i].Prefix)
+		dst = append(dst, "</CommonPrefixes>"...)
+	}
+	return dst
 }
