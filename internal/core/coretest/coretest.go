@@ -893,19 +893,24 @@ func testXattrs(t *testing.T, open Opener) {
 	is(t, err, syscall.ENODATA)
 }
 
-// clock is a settable test clock.
-type clock struct {
+// Clock is a settable clock for tests (core.Options.Now and the like).
+type Clock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func (c *clock) now() time.Time {
+// NewClock returns a clock that reads t until advanced.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
 }
 
-func (c *clock) advance(d time.Duration) {
+// Advance moves the clock d forward.
+func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
@@ -974,9 +979,9 @@ func (w *warnings) count(substr string) int {
 }
 
 func testQuotaSoftAndGrace(t *testing.T, open Opener) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	logged := &warnings{}
-	fs := open(t, core.Options{Now: c.now, Logger: slog.New(logged), Quota: quota.Defaults{
+	fs := open(t, core.Options{Now: c.Now, Logger: slog.New(logged), Quota: quota.Defaults{
 		User:  quota.Limits{InodesSoft: 3, InodesHard: 10},
 		Grace: time.Hour,
 	}})
@@ -995,7 +1000,7 @@ func testQuotaSoftAndGrace(t *testing.T, open Opener) {
 	if n := logged.count("soft limit"); n != 1 {
 		t.Fatalf("%d soft-limit warnings logged, want 1", n)
 	}
-	c.advance(2 * time.Hour)
+	c.Advance(2 * time.Hour)
 	_, _, err = fs.Create(ctx, alice, d, "late", 0o644, core.CreateGuarded, 0)
 	is(t, err, syscall.EDQUOT)
 	// Back under the soft limit the clock resets and creates work again.

@@ -18,26 +18,9 @@ import (
 	"time"
 
 	"github.com/claudefs/cfs-gateway/internal/core"
+	"github.com/claudefs/cfs-gateway/internal/core/coretest"
 	"github.com/claudefs/cfs-gateway/internal/protocol/s3/s3xml"
 )
-
-// testClock is a settable clock for Config.Now.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // t0 is when the lifecycle tests write their objects: half a second into
 // a second, so that rounding up to the next day boundary shows.
@@ -90,14 +73,14 @@ func (l *logBuffer) finished(bucket string) map[string]int {
 // captured logs.
 type lcEnv struct {
 	*env
-	clock *testClock
+	clock *coretest.Clock
 	logs  *logBuffer
 }
 
 func newLifecycleEnv(t testing.TB, cfg Config) *lcEnv {
-	clock := &testClock{t: t0}
+	clock := coretest.NewClock(t0)
 	logs := &logBuffer{}
-	cfg.Now = clock.now
+	cfg.Now = clock.Now
 	cfg.LifecycleDay = time.Second
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return &lcEnv{env: newEnv(t, cfg), clock: clock, logs: logs}
@@ -297,7 +280,7 @@ func TestLifecycleExpiresCurrentObjects(t *testing.T) {
 			e.ok(call{method: "PUT", path: "/bkt", user: "alice"}, 200)
 			e.putObjects("bkt", tt.objects)
 			e.setLifecycle("bkt", tt.rules)
-			e.clock.advance(tt.advance)
+			e.clock.Advance(tt.advance)
 			e.run()
 			got := e.keys("bkt")
 			sort.Strings(tt.remain)
@@ -334,7 +317,7 @@ func TestLifecycleSkipsBucketsWithoutRules(t *testing.T) {
 	}
 	e.setLifecycle("bbb-off", `<Rule><ID>r</ID><Filter/><Status>Disabled</Status><Expiration><Days>1</Days></Expiration></Rule>`)
 	e.setLifecycle("ccc-on", `<Rule><ID>r</ID><Filter/><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>`)
-	e.clock.advance(time.Hour)
+	e.clock.Advance(time.Hour)
 	e.run()
 	for b, want := range map[string]int{"aaa-plain": 1, "bbb-off": 1, "ccc-on": 0, "ddd-plain": 1} {
 		if got := len(e.keys(b)); got != want {
@@ -429,7 +412,7 @@ func TestLifecycleVersionedBuckets(t *testing.T) {
 	// putAt writes key at the current clock time and returns its version.
 	putAt := func(e *lcEnv, key, body string, after time.Duration) string {
 		e.t.Helper()
-		e.clock.advance(after)
+		e.clock.Advance(after)
 		return e.put("alice", "/vbk/"+key, body).Header().Get("X-Amz-Version-Id")
 	}
 	tests := []struct {
@@ -446,7 +429,7 @@ func TestLifecycleVersionedBuckets(t *testing.T) {
 			func(e *lcEnv) ([]string, bool) {
 				e.enableVersioning("vbk", "Enabled")
 				v1 := putAt(e, "k", "one", 0)
-				e.clock.advance(2 * time.Second)
+				e.clock.Advance(2 * time.Second)
 				return []string{v1}, true
 			}, map[string]int{"objects_expired": 1}},
 		{"suspended bucket: a null delete marker replaces the null version",
@@ -456,7 +439,7 @@ func TestLifecycleVersionedBuckets(t *testing.T) {
 				v1 := putAt(e, "k", "one", 0)
 				e.enableVersioning("vbk", "Suspended")
 				putAt(e, "k", "two", 0)
-				e.clock.advance(2 * time.Second)
+				e.clock.Advance(2 * time.Second)
 				return []string{v1}, true
 			}, map[string]int{"objects_expired": 1}},
 		{"noncurrent versions expire days after they became noncurrent",
@@ -466,7 +449,7 @@ func TestLifecycleVersionedBuckets(t *testing.T) {
 				putAt(e, "k", "1", 0)
 				v2 := putAt(e, "k", "2", time.Second)    // v1 noncurrent since 12:00:01.5
 				v3 := putAt(e, "k", "3", 20*time.Second) // v2 noncurrent since 12:00:21.5
-				e.clock.advance(time.Second)             // 12:00:22.5: v1 due at 12:00:03, v2 at 12:00:23
+				e.clock.Advance(time.Second)             // 12:00:22.5: v1 due at 12:00:03, v2 at 12:00:23
 				return []string{v3, v2}, false
 			}, map[string]int{"versions_removed": 1}},
 		{"the newest noncurrent versions are kept",
@@ -477,7 +460,7 @@ func TestLifecycleVersionedBuckets(t *testing.T) {
 				for i := 0; i < 5; i++ {
 					ids = append([]string{putAt(e, "k", fmt.Sprint(i), time.Second)}, ids...)
 				}
-				e.clock.advance(time.Minute)
+				e.clock.Advance(time.Minute)
 				return ids[:3], false
 			}, map[string]int{"versions_removed": 2}},
 		{"noncurrent filter by size",
@@ -487,7 +470,7 @@ func TestLifecycleVersionedBuckets(t *testing.T) {
 				v1 := putAt(e, "k", "1", 0)
 				putAt(e, "k", "22222", time.Second)
 				v3 := putAt(e, "k", "3", time.Second)
-				e.clock.advance(time.Minute)
+				e.clock.Advance(time.Minute)
 				return []string{v3, v1}, false
 			}, map[string]int{"versions_removed": 1}},
 		{"an expired delete marker is removed",
@@ -495,12 +478,12 @@ func TestLifecycleVersionedBuckets(t *testing.T) {
 			func(e *lcEnv) ([]string, bool) {
 				e.enableVersioning("vbk", "Enabled")
 				v1 := putAt(e, "k", "1", 0)
-				e.clock.advance(time.Millisecond)
+				e.clock.Advance(time.Millisecond)
 				e.ok(call{method: "DELETE", path: "/vbk/k", user: "alice"}, 204)
 				e.ok(call{method: "DELETE", path: "/vbk/k?versionId=" + v1, user: "alice"}, 204)
 				// Another key's marker still hides a version: it stays.
 				putAt(e, "other", "1", 0)
-				e.clock.advance(time.Millisecond)
+				e.clock.Advance(time.Millisecond)
 				e.ok(call{method: "DELETE", path: "/vbk/other", user: "alice"}, 204)
 				return nil, false
 			}, map[string]int{"delete_markers_removed": 1}},
@@ -509,10 +492,10 @@ func TestLifecycleVersionedBuckets(t *testing.T) {
 			func(e *lcEnv) ([]string, bool) {
 				e.enableVersioning("vbk", "Enabled")
 				v1 := putAt(e, "k", "1", 0)
-				e.clock.advance(time.Millisecond)
+				e.clock.Advance(time.Millisecond)
 				e.ok(call{method: "DELETE", path: "/vbk/k", user: "alice"}, 204)
 				e.ok(call{method: "DELETE", path: "/vbk/k?versionId=" + v1, user: "alice"}, 204)
-				e.clock.advance(2 * time.Second)
+				e.clock.Advance(2 * time.Second)
 				return nil, false
 			}, map[string]int{"delete_markers_removed": 1}},
 		{"noncurrent versions go, then the marker left alone",
@@ -521,9 +504,9 @@ func TestLifecycleVersionedBuckets(t *testing.T) {
 			func(e *lcEnv) ([]string, bool) {
 				e.enableVersioning("vbk", "Enabled")
 				putAt(e, "k", "1", 0)
-				e.clock.advance(time.Millisecond)
+				e.clock.Advance(time.Millisecond)
 				e.ok(call{method: "DELETE", path: "/vbk/k", user: "alice"}, 204)
-				e.clock.advance(5 * time.Second)
+				e.clock.Advance(5 * time.Second)
 				return nil, false
 			}, map[string]int{"versions_removed": 1, "delete_markers_removed": 1}},
 		{"a retained version stays",
@@ -531,12 +514,12 @@ func TestLifecycleVersionedBuckets(t *testing.T) {
 			func(e *lcEnv) ([]string, bool) {
 				e.ok(call{method: "DELETE", path: "/vbk", user: "alice"}, 204)
 				e.ok(call{method: "PUT", path: "/vbk", user: "alice", header: map[string]string{"X-Amz-Bucket-Object-Lock-Enabled": "true"}}, 200)
-				until := e.clock.now().Add(time.Hour).Format(time.RFC3339)
+				until := e.clock.Now().Add(time.Hour).Format(time.RFC3339)
 				w := e.ok(call{method: "PUT", path: "/vbk/k", user: "alice", body: "1",
 					header: map[string]string{"X-Amz-Object-Lock-Mode": "GOVERNANCE", "X-Amz-Object-Lock-Retain-Until-Date": until}}, 200)
 				v1 := w.Header().Get("X-Amz-Version-Id")
 				v2 := putAt(e, "k", "2", time.Second)
-				e.clock.advance(time.Minute)
+				e.clock.Advance(time.Minute)
 				return []string{v2, v1}, false
 			}, map[string]int{}},
 	}
@@ -584,7 +567,7 @@ func TestLifecycleEmptiedBucketCanBeDeleted(t *testing.T) {
 	// The current versions expire first; their versions and then the
 	// markers left alone go in the passes after.
 	for i := 0; i < 3; i++ {
-		e.clock.advance(3 * time.Second)
+		e.clock.Advance(3 * time.Second)
 		e.run()
 	}
 	if v := e.versions("gone", ""); len(v.Versions)+len(v.DeleteMarkers) != 0 {
@@ -601,9 +584,9 @@ func TestLifecycleAbortsUploads(t *testing.T) {
 	old := e.initiate("/upl/tmp/a", nil)
 	e.uploadPart("/upl/tmp/a", old, 1, "part")
 	other := e.initiate("/upl/keep/b", nil)
-	e.clock.advance(5 * time.Second)
+	e.clock.Advance(5 * time.Second)
 	young := e.initiate("/upl/tmp/c", nil) // began 12:00:05.5: due at 12:00:07
-	e.clock.advance(time.Second)
+	e.clock.Advance(time.Second)
 	e.run()
 	var res struct {
 		Upload []struct{ Key, UploadId string }
@@ -641,7 +624,7 @@ func TestLifecycleActsOnlyOnWhatItEvaluated(t *testing.T) {
 		{"already deleted", false, func(e *lcEnv) { e.ok(call{method: "DELETE", path: "/race/k", user: "alice"}, 204) }, "", 0},
 		{"overwritten in a versioned bucket", true, func(e *lcEnv) { e.put("alice", "/race/k", "new") }, "new", 0},
 		{"expired by another gateway first", true, func(e *lcEnv) {
-			other := New(Config{FS: e.fs, Now: e.clock.now, LifecycleDay: time.Second, Logger: e.s.log})
+			other := New(Config{FS: e.fs, Now: e.clock.Now, LifecycleDay: time.Second, Logger: e.s.log})
 			if err := other.RunLifecycle(context.Background()); err != nil {
 				e.t.Fatal(err)
 			}
@@ -657,7 +640,7 @@ func TestLifecycleActsOnlyOnWhatItEvaluated(t *testing.T) {
 			}
 			e.ok(call{method: "PUT", path: "/race/k", user: "alice", body: "old", header: map[string]string{"X-Amz-Tagging": "env=tmp"}}, 200)
 			e.setLifecycle("race", `<Rule><ID>r</ID><Filter><Tag><Key>env</Key><Value>tmp</Value></Tag></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>`)
-			e.clock.advance(2 * time.Second)
+			e.clock.Advance(2 * time.Second)
 
 			b, err := e.s.loadBucket(ctx, "race")
 			if err != nil {
@@ -707,9 +690,9 @@ func TestLifecycleConcurrentWorkers(t *testing.T) {
 				e.put("alice", fmt.Sprintf("/two/d%d/k%02d", i%4, i), "x")
 			}
 			e.setLifecycle("two", `<Rule><ID>r</ID><Filter/><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>`)
-			e.clock.advance(2 * time.Second)
+			e.clock.Advance(2 * time.Second)
 			otherLogs := &logBuffer{}
-			other := New(Config{FS: e.fs, Now: e.clock.now, LifecycleDay: time.Second,
+			other := New(Config{FS: e.fs, Now: e.clock.Now, LifecycleDay: time.Second,
 				Logger: slog.New(slog.NewJSONHandler(otherLogs, nil))})
 			var wg sync.WaitGroup
 			errs := make(chan error, 2)
@@ -759,7 +742,7 @@ func TestLifecycleWorker(t *testing.T) {
 			e.ok(call{method: "PUT", path: "/wkr", user: "alice"}, 200)
 			e.put("alice", "/wkr/a", "x")
 			e.setLifecycle("wkr", `<Rule><ID>r</ID><Filter/><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>`)
-			e.clock.advance(2 * time.Second)
+			e.clock.Advance(2 * time.Second)
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -860,7 +843,7 @@ func BenchmarkLifecycleExpire(b *testing.B) {
 		for j := 0; j < n; j++ {
 			e.put("alice", fmt.Sprintf("/exp/d%d/k%03d", j%10, j), "x")
 		}
-		e.clock.advance(2 * time.Second)
+		e.clock.Advance(2 * time.Second)
 		b.StartTimer()
 		e.run()
 	}
