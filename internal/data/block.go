@@ -56,9 +56,6 @@ func blockHeaderLen(n uint32) int { return headerLen(n, SegmentSize) }
 // bytes.
 func headerLen(n, seg uint32) int { return blockPrefixLen + 4*blockSegments(n, seg) + 4 }
 
-// maxHeaderLen is the header length of a full block.
-const maxHeaderLen = maxBlockHeaderLen
-
 // blockIdentity is the CRC32C state after the block's identity, which
 // every checksum of the block starts from.
 func blockIdentity(id uint64, index int, n uint32) uint32 {

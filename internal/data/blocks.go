@@ -65,7 +65,7 @@ func (b *Blocks) WriteSlice(ctx context.Context, id uint64, data []byte) error {
 		if pp, ok := b.store.(blob.PartsPutter); ok {
 			// The engine writes header and data from where they lie: the
 			// data is not copied at all.
-			var hdr [maxHeaderLen]byte
+			var hdr [maxBlockHeaderLen]byte
 			h := hdr[:blockHeaderLen(uint32(len(part)))]
 			encodeHeader(h, id, i, part)
 			if err := pp.PutParts(ctx, key, part, h); err != nil {
