@@ -962,18 +962,42 @@ func (r *lifecycleRun) abortUploads() {
 	}
 }
 
-// uploadDue reports whether a rule aborts upload u. Uploads have no tags
-// and no size yet: the rule's prefix selects them.
+// uploadDue reports whether a rule aborts upload u.
 func (r *lifecycleRun) uploadDue(u *upload) bool {
-	began := time.Unix(0, u.rec.Created)
-	for i := range r.rules.rules {
-		lr := &r.rules.rules[i]
-		if lr.abortDays == 0 || !strings.HasPrefix(u.rec.Key, lr.prefix) {
+	at, _, ok := r.rules.uploadAbort(u.rec.Key, time.Unix(0, u.rec.Created), r.day)
+	return ok && !at.After(r.now)
+}
+
+// uploadAbort returns when the first rule that aborts an upload to key
+// begun at began does so, and that rule's id. Uploads have no tags and no
+// size yet: the rule's prefix selects them.
+func (lc *lifecycleRules) uploadAbort(key string, began time.Time, day time.Duration) (time.Time, string, bool) {
+	var first time.Time
+	var id string
+	for i := range lc.rules {
+		lr := &lc.rules[i]
+		if lr.abortDays == 0 || !strings.HasPrefix(key, lr.prefix) {
 			continue
 		}
-		if at, ok := dayEnd(began, lr.abortDays, r.day); ok && !at.After(r.now) {
-			return true
+		if at, ok := dayEnd(began, lr.abortDays, day); ok && (id == "" || at.Before(first)) {
+			first, id = at, lr.id
 		}
 	}
-	return false
+	return first, id, id != ""
+}
+
+// setAbortHeaders tells the client of a new multipart upload when a
+// lifecycle rule will abort it (x-amz-abort-date and x-amz-abort-rule-id).
+func (q *request) setAbortHeaders(b *bucket, key string, began time.Time) {
+	lc := lifecycleOf(b)
+	if lc == nil {
+		return
+	}
+	at, id, ok := lc.uploadAbort(key, began, q.s.cfg.LifecycleDay)
+	if !ok {
+		return
+	}
+	h := q.w.Header()
+	h.Set("X-Amz-Abort-Date", at.UTC().Format(http.TimeFormat))
+	h.Set("X-Amz-Abort-Rule-Id", id)
 }

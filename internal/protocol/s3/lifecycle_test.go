@@ -605,6 +605,31 @@ func TestLifecycleAbortsUploads(t *testing.T) {
 	}
 }
 
+// TestLifecycleAbortHeaders: CreateMultipartUpload names the first
+// enabled rule that will abort the upload, and when.
+func TestLifecycleAbortHeaders(t *testing.T) {
+	e := newLifecycleEnv(t, Config{})
+	e.ok(call{method: "PUT", path: "/abt", user: "alice"}, 200)
+	e.setLifecycle("abt", `<Rule><ID>three</ID><Filter><Prefix>tmp/</Prefix></Filter><Status>Enabled</Status><AbortIncompleteMultipartUpload><DaysAfterInitiation>3</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>`+
+		`<Rule><ID>one</ID><Filter><Prefix>tmp/x</Prefix></Filter><Status>Enabled</Status><AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>`+
+		`<Rule><ID>off</ID><Filter><Prefix>off/</Prefix></Filter><Status>Disabled</Status><AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>`)
+	tests := []struct {
+		key, date, rule string
+	}{
+		// Begun at 12:00:00.5 with one-second days.
+		{"tmp/a", "Tue, 01 Jan 2030 12:00:04 GMT", "three"},
+		{"tmp/xyz", "Tue, 01 Jan 2030 12:00:02 GMT", "one"},
+		{"off/a", "", ""},
+		{"other", "", ""},
+	}
+	for _, tt := range tests {
+		h := e.ok(call{method: "POST", path: "/abt/" + tt.key + "?uploads", user: "alice"}, 200).Header()
+		if got, rule := h.Get("X-Amz-Abort-Date"), h.Get("X-Amz-Abort-Rule-Id"); got != tt.date || rule != tt.rule {
+			t.Errorf("%s: abort date %q, rule %q; want %q, %q", tt.key, got, rule, tt.date, tt.rule)
+		}
+	}
+}
+
 // TestLifecycleActsOnlyOnWhatItEvaluated changes an object between its
 // evaluation and the worker's act, as a client (or another gateway's
 // worker) may.

@@ -253,6 +253,7 @@ func (q *request) createMultipartUpload() error {
 		q.w.Header().Set("X-Amz-Checksum-Algorithm", rec.Checksum)
 		q.w.Header().Set("X-Amz-Checksum-Type", rec.CkType)
 	}
+	q.setAbortHeaders(b, q.key, time.Unix(0, rec.Created))
 	return q.writeXML(200, s3xml.InitiateMultipartUploadResult{Xmlns: s3xml.Namespace, Bucket: b.name, Key: q.key, UploadID: id})
 }
 
