@@ -177,8 +177,35 @@ func (fs *FS) GetAttrHandle(ctx context.Context, h Handle) (Attr, error) {
 }
 
 func (fs *FS) attr(ctx context.Context, ino Ino) (Attr, error) {
-	a, ok := fs.attrs.Get(ino)
-	if !ok {
+	// A file being written links batches meanwhile, and a link's settling
+	// drops the cached attributes and the batch from the in-flight list
+	// under f.mu. So the cache is read, and an entry cached, under f.mu,
+	// together with the in-flight data that raises the size: attributes
+	// from before a link never meet the in-flight list from after it. A
+	// read from the store that a link overtook starts again, as does one
+	// whose write-back state was dropped or started meanwhile.
+	for {
+		f := fs.lookupFile(ino)
+		var flushes uint64
+		if f != nil {
+			f.mu.Lock()
+			if f.dropped {
+				f.mu.Unlock()
+				continue
+			}
+			flushes = f.flushes
+		}
+		a, ok := fs.attrs.Get(ino)
+		if ok {
+			if f != nil {
+				f.raiseSize(&a)
+				f.mu.Unlock()
+			}
+			return a, nil
+		}
+		if f != nil {
+			f.mu.Unlock()
+		}
 		err := fs.store.View(ctx, func(r kv.Reader) error {
 			var err error
 			a, err = loadAttr(ctx, r, ino)
@@ -187,12 +214,23 @@ func (fs *FS) attr(ctx context.Context, ino Ino) (Attr, error) {
 		if err != nil {
 			return Attr{}, err
 		}
+		if f == nil {
+			if fs.lookupFile(ino) != nil {
+				continue
+			}
+			fs.attrs.Put(ino, a)
+			return a, nil
+		}
+		f.mu.Lock()
+		if f.dropped || f.flushes != flushes {
+			f.mu.Unlock()
+			continue
+		}
 		fs.attrs.Put(ino, a)
+		f.raiseSize(&a)
+		f.mu.Unlock()
+		return a, nil
 	}
-	if a.Type == TypeRegular {
-		fs.applyBuffered(&a)
-	}
-	return a, nil
 }
 
 // entryAttrs gives entries their attributes as fs.attr would: from the

@@ -116,9 +116,17 @@ func (fs *FS) applyBuffered(a *Attr) {
 		return
 	}
 	f.mu.Lock()
-	end := f.end()
+	f.raiseSize(a)
 	f.mu.Unlock()
-	if end > a.Size {
+}
+
+// raiseSize raises a regular file's size to cover f's buffered and
+// in-flight writes; f.mu is held.
+func (f *openFile) raiseSize(a *Attr) {
+	if a.Type != TypeRegular {
+		return
+	}
+	if end := f.end(); end > a.Size {
 		a.Size = end
 		a.Used = (end + 4095) &^ 4095
 	}
@@ -538,6 +546,10 @@ func (fs *FS) settle(ino Ino, f *openFile, b *flushBatch, err error) {
 	if f.batches[0] != b {
 		panic("core: flush batches settled out of order")
 	}
+	// The cached attributes go before the batch leaves the in-flight list
+	// (both under f.mu, which applyBuffered takes): a reader must not find
+	// the size from before the link without the batch that extends it.
+	fs.attrs.Invalidate(ino)
 	f.batches[0] = nil
 	f.batches = f.batches[1:]
 	f.flushes++
@@ -547,7 +559,6 @@ func (fs *FS) settle(ino Ino, f *openFile, b *flushBatch, err error) {
 	// nothing refers to the extents' memory any more.
 	b.recycle()
 	fs.buffered.Add(-unflushed)
-	fs.attrs.Invalidate(ino)
 	close(b.linked)
 }
 
