@@ -120,11 +120,13 @@ func (fs *FS) lookup(ctx context.Context, id *Identity, dir Ino, name string) (A
 	if err != nil {
 		return Attr{}, err
 	}
-	fs.attrs.Put(a.Ino, a)
 	fs.entries.Put(key, a.Ino)
-	if a.Type == TypeRegular {
-		fs.applyBuffered(&a)
+	if a.Type == TypeRegular && fs.lookupFile(a.Ino) != nil {
+		// Being written: its batches may link meanwhile, and fs.attr is
+		// the way to its attributes that is safe against that.
+		return fs.attr(ctx, a.Ino)
 	}
+	fs.attrs.Put(a.Ino, a)
 	return a, nil
 }
 
