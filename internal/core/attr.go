@@ -252,6 +252,20 @@ func (fs *FS) entryAttrs(ctx context.Context, r kv.Reader, entries []DirEntry, e
 	keys := append(make([][]byte, 0, len(extra)+len(entries)), extra...)
 	for i := range entries {
 		e := &entries[i]
+		if e.Type == TypeRegular && fs.lookupFile(e.Ino) != nil {
+			// Being written: its batches may link during the listing,
+			// and fs.attr is the way to its attributes that is safe
+			// against that. Such files are few.
+			a, err := fs.attr(ctx, e.Ino)
+			switch {
+			case err == nil:
+				attrs[i] = a
+				e.Attr = &attrs[i]
+			case !errors.Is(err, syscall.ESTALE):
+				return nil, err
+			}
+			continue
+		}
 		if a, ok := fs.attrs.Get(e.Ino); ok {
 			attrs[i] = a
 			e.Attr = &attrs[i]
