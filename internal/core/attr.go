@@ -267,6 +267,7 @@ func (fs *FS) entryAttrs(ctx context.Context, r kv.Reader, entries []DirEntry, e
 			continue
 		}
 		if a, ok := fs.attrs.Get(e.Ino); ok {
+			fs.applyBuffered(&a)
 			attrs[i] = a
 			e.Attr = &attrs[i]
 			continue
@@ -296,13 +297,9 @@ func (fs *FS) entryAttrs(ctx context.Context, r kv.Reader, entries []DirEntry, e
 			continue
 		}
 		fs.attrs.Put(e.Ino, a)
+		fs.applyBuffered(&a)
 		attrs[m.entry] = a
 		e.Attr = &attrs[m.entry]
-	}
-	for i := range entries {
-		if a := entries[i].Attr; a != nil && a.Type == TypeRegular {
-			fs.applyBuffered(a)
-		}
 	}
 	return vals[:len(extra):len(extra)], nil
 }

@@ -111,6 +111,9 @@ func (fs *FS) lookupFile(ino Ino) *openFile {
 
 // applyBuffered raises a regular file's size to cover buffered writes.
 func (fs *FS) applyBuffered(a *Attr) {
+	if a.Type != TypeRegular {
+		return
+	}
 	f := fs.lookupFile(a.Ino)
 	if f == nil {
 		return
